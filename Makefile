@@ -1,0 +1,29 @@
+# Set-up and everyday targets. `make demo` and `make test` work on a fresh Debian machine as root.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v fusermount3 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/icloudfs demo
+
+test: install
+	$(VENV)/bin/ruff check icloudfs tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest
+
+bench: install
+	$(PY) bench/run.py $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

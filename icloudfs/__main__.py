@@ -1,0 +1,7 @@
+"""``python -m icloudfs`` is the ``icloudfs`` command."""
+
+import sys
+
+from icloudfs.cli import main
+
+sys.exit(main())

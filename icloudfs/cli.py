@@ -1,0 +1,126 @@
+"""The ``icloudfs`` command: subcommands only; the work lives in the packages they call.
+
+Every subcommand accepts ``--endpoint URL`` and ``--ca-file PATH`` (also
+``ICLOUDFS_ENDPOINT`` / ``ICLOUDFS_CA_FILE``) so it can talk to the emulator
+instead of Apple. Errors the user can act on are printed as one clear line
+and exit with status 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+
+from icloudfs import __version__
+from icloudfs.config import Settings, session_dir
+from icloudfs.emulator.command import register as register_emulator
+from icloudfs.errors import IcloudfsError
+from icloudfs.icloud.account import Account, AuthState
+from icloudfs.icloud.passwords import check_password, keyring_info
+
+log = logging.getLogger("icloudfs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--endpoint", help="base URL of an iCloud emulator (default: Apple)")
+    common.add_argument("--ca-file", help="CA bundle to trust for --endpoint")
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+
+    parser = argparse.ArgumentParser(prog="icloudfs", description="iCloud Drive as a local folder.")
+    parser.add_argument("--version", action="version", version=f"icloudfs {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    login = commands.add_parser("login", parents=[common], help="sign in to iCloud (password + 2FA)")
+    login.add_argument("--apple-id", help="Apple ID e-mail (default: the one signed in last)")
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    login.add_argument("--code", help="two-factor code (asked for when needed)")
+    login.add_argument(
+        "--no-remember", action="store_true", help="do not keep the password in the keyring"
+    )
+    login.set_defaults(func=cmd_login)
+
+    logout = commands.add_parser("logout", parents=[common], help="end the iCloud session")
+    logout.add_argument("--forget-password", action="store_true", help="also remove it from the keyring")
+    logout.set_defaults(func=cmd_logout)
+
+    register_emulator(commands)
+    return parser
+
+
+def open_account(args: argparse.Namespace, apple_id: str | None = None) -> tuple[Settings, Account]:
+    settings = Settings.load(endpoint=args.endpoint, ca_file=args.ca_file, apple_id=apple_id)
+    account = Account(
+        settings.apple_id,
+        session_dir=session_dir(),
+        endpoint=settings.endpoint or None,
+        ca_file=settings.ca_file or None,
+    )
+    return settings, account
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    settings, account = open_account(args, args.apple_id)
+    apple_id = settings.apple_id or input("Apple ID: ").strip()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {apple_id}: ")
+    check_password(password)
+    remember = not args.no_remember and _confirm_keyring(interactive=not args.password_stdin)
+    state = account.login(apple_id, password, remember=remember)
+    if state is AuthState.NEEDS_2FA:
+        code = args.code or input("Two-factor code (sent to your trusted devices): ").strip()
+        state = account.submit_2fa(code)
+    settings.save(apple_id=apple_id)
+    print(f"Signed in as {apple_id}; the session is trusted, so no code is needed next time.")
+    if remember:
+        print(f"Password saved in the keyring ({keyring_info().backend}).")
+    return 0 if state is AuthState.SIGNED_IN else 1
+
+
+def _confirm_keyring(*, interactive: bool) -> bool:
+    """Warn when the keyring is insecure or missing; ask when a person is there to answer."""
+    info = keyring_info()
+    if info.warning:
+        print(f"warning: {info.warning}", file=sys.stderr)
+    if not info.usable:
+        return False
+    if info.plaintext and interactive and sys.stdin.isatty():
+        return input("Save the password in that plain file anyway? [y/N] ").strip().lower() == "y"
+    return True
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    settings, account = open_account(args)
+    account.logout(forget_password=args.forget_password)
+    print(f"Signed out{f' {settings.apple_id}' if settings.apple_id else ''}.")
+    if args.forget_password:
+        print("Password removed from the keyring.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "verbose", False):
+        logging.getLogger("pyicloud").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except IcloudfsError as error:
+        print(f"icloudfs: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, EOFError):
+        print("", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The test/benchmark control surface under ``/__emulator__/`` (no auth, same origin).
+
+* ``GET|POST|DELETE /faults``: read, change (``latency_ms``, ``bandwidth_mbps``, ``rules``) or reset;
+* ``POST /expire-sessions``: every session token and web session expires now (trust survives);
+* ``POST /adp-consent``: the account's device approves web access under ADP;
+* ``POST /unlock``: clear a lockout from repeated bad passwords;
+* ``GET|DELETE /stats``: request counts per endpoint and content bytes, or reset them;
+* ``GET /trust``: live trust tokens with their expiry and days left.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from icloudfs.emulator.context import Stats, emulator_of
+from icloudfs.emulator.middleware import ADMIN_PREFIX
+from icloudfs.emulator.responses import json_response, read_json
+from icloudfs.emulator.sessions import TRUST
+
+router = APIRouter(prefix=ADMIN_PREFIX)
+
+
+@router.get("/faults")
+async def get_faults(request: Request) -> Response:
+    return json_response(emulator_of(request).faults.state())
+
+
+@router.post("/faults")
+async def set_faults(request: Request) -> Response:
+    faults = emulator_of(request).faults
+    try:
+        faults.update(await read_json(request) or {})
+    except (KeyError, TypeError, ValueError) as err:
+        return json_response({"errorCode": "INVALID_ARGUMENT", "errorReason": str(err)}, 400)
+    return json_response(faults.state())
+
+
+@router.delete("/faults")
+async def clear_faults(request: Request) -> Response:
+    faults = emulator_of(request).faults
+    faults.clear()
+    return json_response(faults.state())
+
+
+@router.post("/expire-sessions")
+async def expire_sessions(request: Request) -> Response:
+    return json_response({"expired": emulator_of(request).sessions.expire_all()})
+
+
+@router.post("/adp-consent")
+async def adp_consent(request: Request) -> Response:
+    emulator_of(request).sessions.consent()
+    return json_response({"consented": True})
+
+
+@router.post("/unlock")
+async def unlock(request: Request) -> Response:
+    emulator_of(request).sessions.unlock()
+    return json_response({"locked": False})
+
+
+@router.get("/stats")
+async def get_stats(request: Request) -> Response:
+    return json_response(emulator_of(request).stats.as_json())
+
+
+@router.delete("/stats")
+async def reset_stats(request: Request) -> Response:
+    emulator = emulator_of(request)
+    emulator.stats = Stats()
+    return json_response(emulator.stats.as_json())
+
+
+@router.get("/trust")
+async def trust_tokens(request: Request) -> Response:
+    now = time.time()
+    tokens = [t for t in emulator_of(request).store.tokens(TRUST) if t.alive(now)]
+    return json_response(
+        {
+            "trust_tokens": [
+                {
+                    "token": t.token[:8] + "…",
+                    "expires": int(t.expires),
+                    "days_left": round((t.expires - now) / 86400, 2),
+                }
+                for t in tokens
+            ]
+        }
+    )

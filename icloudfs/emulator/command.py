@@ -1,0 +1,66 @@
+"""The ``emulator`` subcommand, shared by ``icloudfs emulator`` and ``python -m icloudfs.emulator``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from icloudfs.emulator.config import DEFAULT_APPLE_ID, DEFAULT_CODE, DEFAULT_PASSWORD, EmulatorConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``emulator`` with its options; the parsed args carry ``func`` returning an exit code."""
+    parser = subparsers.add_parser(
+        "emulator",
+        help="run the iCloud web-services emulator",
+        description="Serve iCloud's sign-in and Drive endpoints over HTTPS for pyicloud-based clients.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="state directory (created if missing)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see DIR/emulator.json)")
+    parser.add_argument(
+        "--account", default=f"{DEFAULT_APPLE_ID}:{DEFAULT_PASSWORD}", metavar="EMAIL:PASSWORD"
+    )
+    codes = parser.add_mutually_exclusive_group()
+    codes.add_argument("--2fa-code", dest="code", default=DEFAULT_CODE, metavar="CODE")
+    codes.add_argument("--no-2fa", dest="two_factor", action="store_false", help="sign in without a code")
+    parser.add_argument(
+        "--seed",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="demo | tree:FILES:FOLDERS[:BYTES]; repeatable, each applied once per DIR",
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--bandwidth-mbps", type=float, default=0.0, help="total content cap, 0 = none")
+    parser.add_argument("--session-ttl", type=float, default=86400.0, metavar="SECONDS")
+    parser.add_argument("--trust-days", type=float, default=30.0, help="lifetime of 2FA trust tokens")
+    parser.add_argument("--adp", action="store_true", help="Advanced Data Protection: Drive needs consent")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    apple_id, _, password = str(args.account).partition(":")
+    if not apple_id or not password:
+        raise SystemExit("--account must be EMAIL:PASSWORD")
+    return EmulatorConfig(
+        data_dir=args.data,
+        host=args.host,
+        port=args.port,
+        apple_id=apple_id,
+        password=password,
+        code=args.code,
+        two_factor=args.two_factor,
+        seeds=tuple(args.seed),
+        latency_ms=args.latency_ms,
+        bandwidth_mbps=args.bandwidth_mbps,
+        session_ttl=args.session_ttl,
+        trust_days=args.trust_days,
+        adp=args.adp,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from icloudfs.emulator.server import serve  # uvicorn and friends only when actually serving
+
+    return serve(config_from_args(args))

@@ -1,0 +1,97 @@
+"""The one object every route reaches through ``request.app.state.emulator``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from icloudfs.emulator.config import EmulatorConfig
+from icloudfs.emulator.faults import Faults
+from icloudfs.emulator.sessions import Sessions
+from icloudfs.emulator.srp import SrpServer
+from icloudfs.emulator.store import Store
+
+
+@dataclass
+class Stats:
+    """Request counts per endpoint (content URLs folded to ``/content`` and ``/upload``)."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    bytes_down: int = 0
+    bytes_up: int = 0
+
+    def count(self, path: str) -> None:
+        self.requests[path] = self.requests.get(path, 0) + 1
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "requests": dict(self.requests),
+            "total": sum(self.requests.values()),
+            "bytes_down": self.bytes_down,
+            "bytes_up": self.bytes_up,
+        }
+
+
+@dataclass
+class Emulator:
+    """Config plus all live state of one emulator."""
+
+    config: EmulatorConfig
+    store: Store
+    faults: Faults
+    sessions: Sessions
+    srp: SrpServer
+    stats: Stats
+    secret: bytes
+    dsid: str
+
+    @classmethod
+    def open(cls, config: EmulatorConfig) -> Emulator:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(config.data_dir)
+        secret = store.get_value("secret")
+        if not secret:
+            secret = secrets.token_hex(32)
+            store.set_value("secret", secret)
+        dsid = str(int(hashlib.sha256(config.apple_id.lower().encode()).hexdigest(), 16) % 10**11)
+        return cls(
+            config=config,
+            store=store,
+            faults=Faults(config.latency_ms, config.bandwidth_mbps),
+            sessions=Sessions(store, config),
+            srp=SrpServer(),
+            stats=Stats(),
+            secret=bytes.fromhex(secret),
+            dsid=dsid,
+        )
+
+    # Signed URLs stand in for Apple's CDN links: no cookie, but an expiry and an HMAC.
+
+    def sign(self, path: str, tail: str = "") -> str:
+        """``path`` + ``tail`` with an expiry and an HMAC over ``path`` (``tail`` is cosmetic)."""
+        expiry = int(time.time() + self.config.url_ttl)
+        return f"{path}{tail}?e={expiry}&s={self._mac(path, expiry)}"
+
+    def signature_ok(self, path: str, expiry: str, signature: str) -> bool:
+        if not expiry.isdigit() or int(expiry) < time.time():
+            return False
+        return hmac.compare_digest(self._mac(path, int(expiry)), signature)
+
+    def _mac(self, path: str, expiry: int) -> str:
+        return hmac.new(self.secret, f"{path}|{expiry}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def emulator_of(request: Request) -> Emulator:
+    emulator: Emulator = request.app.state.emulator
+    return emulator
+
+
+def origin_of(request: Request) -> str:
+    """The origin the client used, so advertised URLs work for 127.0.0.1, localhost or a LAN name."""
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"https://{host}"

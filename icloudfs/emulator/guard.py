@@ -1,0 +1,41 @@
+"""Admission checks shared by setup, drivews and docws: a live web session, the dsid, ADP consent.
+
+A missing or stale ``X-APPLE-WEBAUTH-TOKEN`` cookie is 421 (pyicloud's "authentication
+required"), a missing/wrong ``dsid`` param is 400, and Drive under Advanced Data
+Protection without device consent and a PCS grant is 423, as Apple answers.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from icloudfs.emulator.context import emulator_of
+from icloudfs.emulator.responses import json_response, session_expired
+from icloudfs.emulator.store import Token
+
+
+def require_web(request: Request, need_dsid: bool = True) -> Token | Response:
+    """The caller's web session, or the answer refusing the request."""
+    emulator = emulator_of(request)
+    web = emulator.sessions.web(request.cookies.get("X-APPLE-WEBAUTH-TOKEN"))
+    if web is None:
+        return session_expired()
+    if need_dsid and request.query_params.get("dsid") != emulator.dsid:
+        return json_response({"success": False, "error": "Missing or wrong dsid"}, 400)
+    return web
+
+
+def require_drive(request: Request) -> Token | Response:
+    """``require_web`` plus a trusted (2FA-complete) session and, under ADP, consent + PCS."""
+    web = require_web(request)
+    if isinstance(web, Response):
+        return web
+    if not web.trusted:
+        return session_expired()
+    sessions = emulator_of(request).sessions
+    if not (sessions.consented and sessions.pcs_granted(web)):
+        return json_response(
+            {"success": False, "error": "Advanced Data Protection: PCS consent required"}, 423
+        )
+    return web

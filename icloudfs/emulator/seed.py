@@ -1,0 +1,137 @@
+"""Initial drive contents, written straight into the store (``--seed``, repeatable, each applied once).
+
+* ``demo``: a small realistic tree (nested case folders, PDFs/DOCX-like files,
+  Unicode and emoji names, a name with ``/``, an empty folder, a few-MB file and a
+  ``.pages`` package in the Pages library);
+* ``tree:FILES:FOLDERS[:BYTES]``: a synthetic tree under ``/tree-FILES-FOLDERS`` with
+  FOLDERS folders (in a shallow fan-out) holding FILES files of BYTES bytes (default 1024).
+
+New seeds are a function taking the store and the spec's arguments, added to ``SEEDS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from icloudfs.emulator.store import ROOT_ID, Item, Store
+
+
+def _file(store: Store, parent: Item, name: str, data: bytes, mtime: float | None = None) -> Item:
+    fd, tmp = tempfile.mkstemp(dir=store.staging)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return store.add_file(parent, name, Path(tmp), zone=parent.zone, mtime=mtime)
+
+
+def _folder(store: Store, parent: Item, name: str) -> Item:
+    return store.create_folder(parent, name)
+
+
+def _pattern(label: str, size: int) -> bytes:
+    """Deterministic, label-specific bytes (so every file's content differs)."""
+    block = hashlib.sha256(label.encode()).digest() * 128  # 4 KiB
+    return (block * (size // len(block) + 1))[:size]
+
+
+def _pdf(title: str) -> bytes:
+    return (
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% "
+        + title.encode()
+        + b"\n"
+        + _pattern(title, 2048)
+        + b"\n%%EOF\n"
+    )
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def seed_demo(store: Store, args: list[str]) -> None:
+    root = store.get(ROOT_ID)
+    assert root is not None
+    day = 86400.0
+    then = time.time() - 90 * day
+    cases = _folder(store, root, "LegalCases")
+    y2024 = _folder(store, cases, "2024")
+    smith = _folder(store, y2024, "Smith v Jones")
+    _file(store, smith, "Complaint.pdf", _pdf("Complaint"), then)
+    _file(store, smith, "Exhibit A/B.pdf", _pdf("Exhibit A/B"), then + day)
+    discovery = _folder(store, smith, "Discovery")
+    _file(
+        store,
+        discovery,
+        "Deposition transcript.txt",
+        b"Q. Please state your name for the record.\nA. John Smith.\n" * 40,
+        then + 2 * day,
+    )
+    _file(
+        store,
+        discovery,
+        "Interrogatories.docx",
+        _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>"}),
+        then + 3 * day,
+    )
+    y2025 = _folder(store, cases, "2025")
+    doe = _folder(store, y2025, "Doe v Roe")
+    _file(store, doe, "Notes.txt", b"Initial consultation notes.\n", then + 10 * day)
+    templates = _folder(store, cases, "Templates")
+    _file(store, templates, "Engagement Letter.docx", _zip({"word/document.xml": b"<w:document/>"}))
+    _file(store, root, "Café Résumé.txt", "Café, résumé, naïve — ünïcödé.\n".encode())
+    _file(store, root, "Ideas 💡.txt", "Build a FUSE driver 🚀\n".encode())
+    _folder(store, root, "Empty Folder")
+    media = _folder(store, root, "Media")
+    _file(store, media, "recording.bin", _pattern("recording", 3 * 1024 * 1024 + 123))
+    pages = store.get("FOLDER::com.apple.Pages::documents")
+    assert pages is not None
+    _file(
+        store,
+        pages,
+        "Brief.pages",
+        _zip(
+            {
+                "Index/Document.iwa": _pattern("Brief", 4096),
+                "Metadata/Properties.plist": b"<plist/>",
+                "preview.jpg": _pattern("preview", 1024),
+            }
+        ),
+    )
+
+
+def seed_tree(store: Store, args: list[str]) -> None:
+    files, folders = int(args[0]), max(1, int(args[1]))
+    size = int(args[2]) if len(args) > 2 else 1024
+    root = store.get(ROOT_ID)
+    assert root is not None
+    top = _folder(store, root, f"tree-{files}-{folders}")
+    made = [top]
+    for n in range(folders - 1):  # each folder goes under an earlier one: a broad, shallow tree
+        made.append(_folder(store, made[n // 8], f"dir{n:05d}"))
+    for n in range(files):
+        _file(store, made[n % len(made)], f"file{n:06d}.bin", _pattern(f"tree-{n}", size))
+
+
+SEEDS: dict[str, Callable[[Store, list[str]], None]] = {"demo": seed_demo, "tree": seed_tree}
+
+
+def apply_seed(store: Store, spec: str) -> None:
+    """Apply ``name[:arg...]`` unless this exact spec was already applied to this data dir."""
+    name, *args = spec.split(":")
+    if name not in SEEDS:
+        raise ValueError(f"unknown seed {name!r} (known: {', '.join(SEEDS)})")
+    marker = f"seeded:{spec}"
+    if store.get_value(marker):
+        return
+    SEEDS[name](store, args)
+    store.set_value(marker, "1")

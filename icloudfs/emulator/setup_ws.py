@@ -1,0 +1,143 @@
+"""setup routes (``/setup/ws/1/...``): accountLogin, validate, logout, ADP/PCS state, storage.
+
+``accountLogin`` trades a session token for a web session (cookies
+``X-APPLE-WEBAUTH-TOKEN`` and ``X-APPLE-WEBAUTH-VALIDATE=v=1:t=...``); an unknown or
+expired session token is refused with 421 unless the body also carries a live
+trust token, which renews it without 2FA. Under ``--adp`` the web access state
+says ICDRS is disabled until device consent is given (``POST
+/__emulator__/adp-consent`` stands in for tapping Allow on a device); ``requestPCS``
+then grants the session PCS access, or answers a failure message that pyicloud
+reports as "Unable to request PCS access!".
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from icloudfs.emulator.context import emulator_of, origin_of
+from icloudfs.emulator.guard import require_web
+from icloudfs.emulator.login_data import account_login_body
+from icloudfs.emulator.responses import json_response, read_json, session_expired
+
+router = APIRouter(prefix="/setup/ws/1")
+_COOKIE_AGE = 60 * 86400
+
+
+def _login_answer(request: Request, trusted: bool) -> Response:
+    emulator = emulator_of(request)
+    body = account_login_body(origin_of(request), emulator.config.apple_id, emulator.dsid, trusted)
+    return json_response(body)
+
+
+def _set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
+    # Written by hand: the values hold '=' and ':', which SimpleCookie would quote.
+    response.headers.append("set-cookie", f"{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly")
+
+
+@router.post("/accountLogin")
+async def account_login(request: Request) -> Response:
+    emulator = emulator_of(request)
+    body = await read_json(request) or {}
+    web = emulator.sessions.login(body.get("dsWebAuthToken"), body.get("trustToken"))
+    if web is None:
+        return session_expired()
+    response = _login_answer(request, web.trusted)
+    _set_cookie(response, "X-APPLE-WEBAUTH-TOKEN", web.token, _COOKIE_AGE)
+    _set_cookie(
+        response, "X-APPLE-WEBAUTH-VALIDATE", f"v=1:t={emulator.sessions.validate_value(web)}", _COOKIE_AGE
+    )
+    _set_cookie(response, "X-APPLE-WEBAUTH-USER", f"v=1:s=0:d={emulator.dsid}", _COOKIE_AGE)
+    return response
+
+
+@router.post("/validate")
+async def validate(request: Request) -> Response:
+    web = require_web(request, need_dsid=False)
+    return web if isinstance(web, Response) else _login_answer(request, web.trusted)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    web = require_web(request, need_dsid=False)
+    if isinstance(web, Response):
+        return web
+    emulator_of(request).sessions.logout(web)
+    response = json_response({"success": True})
+    for name in ("X-APPLE-WEBAUTH-TOKEN", "X-APPLE-WEBAUTH-VALIDATE", "X-APPLE-WEBAUTH-USER"):
+        _set_cookie(response, name, "", 0)
+    return response
+
+
+@router.post("/requestWebAccessState")
+async def web_access_state(request: Request) -> Response:
+    web = require_web(request)
+    if isinstance(web, Response):
+        return web
+    emulator = emulator_of(request)
+    return json_response(
+        {
+            "isICDRSDisabled": emulator.config.adp,
+            "isDeviceConsentedForPCS": emulator.sessions.consented,
+        }
+    )
+
+
+@router.post("/enableDeviceConsentForPCS")
+async def enable_consent(request: Request) -> Response:
+    web = require_web(request)
+    return web if isinstance(web, Response) else json_response({"isDeviceConsentNotificationSent": True})
+
+
+@router.post("/requestPCS")
+async def request_pcs(request: Request) -> Response:
+    web = require_web(request)
+    if isinstance(web, Response):
+        return web
+    sessions = emulator_of(request).sessions
+    if not sessions.consented:
+        return json_response(
+            {
+                "isWebAccessAllowed": False,
+                "status": "failure",
+                "message": "Device consent for PCS has not been given.",
+            }
+        )
+    sessions.grant_pcs(web)
+    return json_response({"isWebAccessAllowed": True, "status": "success", "message": "Cookies attached."})
+
+
+@router.post("/storageUsageInfo")
+async def storage_usage(request: Request) -> Response:
+    web = require_web(request)
+    if isinstance(web, Response):
+        return web
+    emulator = emulator_of(request)
+    used, total = emulator.store.used_bytes(), emulator.config.quota_bytes
+    media = [
+        ("photos", "Photos and Videos", "ffcc00", 0),
+        ("backup", "Backup", "5856d6", 0),
+        ("docs", "Documents", "ff9500", used),
+        ("mail", "Mail", "007aff", 0),
+    ]
+    return json_response(
+        {
+            "storageUsageByMedia": [
+                {"mediaKey": k, "displayLabel": label, "displayColor": color, "usageInBytes": n}
+                for k, label, color, n in media
+            ],
+            "storageUsageInfo": {
+                "compStorageInBytes": 0,
+                "usedStorageInBytes": used,
+                "totalStorageInBytes": total,
+                "commerceStorageInBytes": 0,
+            },
+            "quotaStatus": {
+                "overQuota": used > total,
+                "haveMaxQuotaTier": False,
+                "almost-full": used > 0.9 * total,
+                "paidQuota": False,
+            },
+        }
+    )

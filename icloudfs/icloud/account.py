@@ -1,0 +1,367 @@
+"""One Apple ID's session with iCloud: sign-in, two-factor codes, trust and silent renewal.
+
+pyicloud does the protocol (SRP, 2FA, trust, cookies). This class adds what a
+long-running mount needs around it:
+
+- a state machine (``AuthState``) that the control plane reports and that the
+  Drive backend consults instead of prompting inside the filesystem;
+- ``renew()`` after a 421: reset the connection pool, then re-authenticate from
+  the saved session / trust token and the keyring password, never asking for a
+  code unless Apple truly demands one (then the state is ``needs_2fa``);
+- throttling discipline: a 503 from sign-in sets a back-off window during which
+  no sign-in is attempted at all, so a mount never loops sign-ins;
+- Advanced Data Protection: web access is checked once and reported as
+  ``WebAccessBlocked`` instead of pyicloud's minute-long consent polling.
+
+Lock order: ``_lock`` only; it serialises every sign-in step, and ``renew`` uses a
+generation counter so that 64 threads seeing the same 421 renew once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyicloud import PyiCloudService
+from pyicloud.exceptions import (
+    PyiCloudAccountLockedException,
+    PyiCloudAPIResponseException,
+    PyiCloudConnectionException,
+    PyiCloudException,
+    PyiCloudFailedLoginException,
+)
+from pyicloud.services.drive import DriveService
+
+from icloudfs.errors import (
+    AccountLocked,
+    AuthError,
+    AuthRequired,
+    Needs2FA,
+    Throttled,
+    Unavailable,
+    WebAccessBlocked,
+)
+from icloudfs.icloud.endpoint import service_class
+from icloudfs.icloud.passwords import PasswordStore, check_password, keyring_info
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Apple does not publish how long a trusted web session lasts; pyicloud's users
+#: report about two months. Used only for the "days left" estimate.
+TRUST_DAYS = 60
+THROTTLE_FIRST_S = 60.0
+THROTTLE_MAX_S = 30 * 60.0
+
+ADP_MESSAGE = (
+    "Advanced Data Protection is on and this account does not allow web access to iCloud "
+    "data. On an iPhone or iPad open Settings > [your name] > iCloud and turn on "
+    "'Access iCloud Data on the Web', then sign in again."
+)
+
+
+class AuthState(StrEnum):
+    """Where the account stands, as the control plane reports it."""
+
+    SIGNED_OUT = "signed_out"
+    NEEDS_PASSWORD = "needs_password"
+    NEEDS_2FA = "needs_2fa"
+    SIGNED_IN = "signed_in"
+    SESSION_EXPIRED = "session_expired"
+    LOCKED = "locked"
+    THROTTLED = "throttled"
+
+
+class Account:
+    """The session of one Apple ID; thread-safe."""
+
+    def __init__(
+        self,
+        apple_id: str = "",
+        *,
+        session_dir: Path,
+        endpoint: str | None = None,
+        ca_file: str | None = None,
+        passwords: PasswordStore | None = None,
+    ) -> None:
+        self.apple_id = apple_id
+        self._session_dir = session_dir
+        self._service_cls = service_class(endpoint or None)
+        self._verify: bool | str = ca_file or True
+        self._passwords = passwords or PasswordStore()
+        self._lock = threading.RLock()
+        self._api: PyiCloudService | None = None
+        self._drive: DriveService | None = None
+        self._password: str | None = None
+        self._remember = True
+        self._state = AuthState.SIGNED_OUT
+        self._generation = 0
+        self._throttled_until = 0.0
+        self._throttle_delay = THROTTLE_FIRST_S
+        self.last_error: str | None = None
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> AuthState:
+        with self._lock:
+            if self._state is AuthState.THROTTLED and time.monotonic() >= self._throttled_until:
+                return AuthState.SIGNED_IN if self._api is not None else AuthState.SIGNED_OUT
+            return self._state
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every successful (re)authentication; see ``renew``."""
+        return self._generation
+
+    def info(self) -> dict[str, Any]:
+        """What the control plane shows about the account (never the password)."""
+        keyring = keyring_info()
+        stored = bool(self.apple_id) and self._passwords.get(self.apple_id) is not None
+        return {
+            "apple_id": self.apple_id or None,
+            "auth_state": self.state.value,
+            "trust_days_left": self._trust_days_left(),
+            "keyring_backend": keyring.backend,
+            "keyring_plaintext": keyring.plaintext,
+            "password_stored": stored,
+            "last_error": self.last_error,
+        }
+
+    # -- sign-in -----------------------------------------------------------------------
+
+    def resume(self) -> AuthState:
+        """Start from the saved session and keyring password, without prompting."""
+        with self._lock:
+            if not self.apple_id:
+                return self._set(AuthState.SIGNED_OUT)
+            self._password = self._passwords.get(self.apple_id)
+            api = self._new_api(self._password)
+            return self._authenticate(api, force=False)
+
+    def login(self, apple_id: str, password: str, *, remember: bool = True) -> AuthState:
+        """Sign in with a password; returns ``needs_2fa`` when a code is due."""
+        check_password(password)
+        with self._lock:
+            self._check_throttle()
+            self.apple_id = apple_id.strip()
+            self._password, self._remember = password, remember
+            api = self._new_api(password)
+            # Drop the old session token (but keep the trust token), so the password
+            # is really checked and a trusted session still skips the code.
+            api.session.data.pop("session_token", None)
+            return self._authenticate(api, force=True)
+
+    def submit_2fa(self, code: str) -> AuthState:
+        """Complete sign-in with a two-factor code; ``Needs2FA`` if Apple refuses it."""
+        with self._lock:
+            api = self._pending_api()
+            ok = self._guard(lambda: api.validate_2fa_code(code.strip()))
+            if not ok:
+                raise Needs2FA("Apple did not accept that code. Check it and try again.")
+            if not api.is_trusted_session:
+                raise Needs2FA("Apple accepted the code but did not trust this session.")
+            return self._signed_in(api)
+
+    def request_sms(self) -> None:
+        """Ask Apple to send the code by SMS instead of to a trusted device."""
+        with self._lock:
+            api = self._pending_api()
+            # pyicloud has no public "send SMS instead"; this is the method its own
+            # request_2fa_code() falls back to.
+            self._guard(lambda: api._request_sms_2fa_code())
+
+    def logout(self, *, forget_password: bool = False) -> None:
+        """End the web session and forget the saved session files."""
+        with self._lock:
+            if self._api is not None:
+                try:
+                    self._api.logout()
+                except PyiCloudException as error:
+                    log.warning("remote logout failed (local session cleared anyway): %s", error)
+            for stale in self._session_dir.glob("*"):
+                stale.unlink(missing_ok=True)
+            if forget_password and self.apple_id:
+                self._passwords.delete(self.apple_id)
+            self._api = self._drive = None
+            self._password = None
+            self._set(AuthState.SIGNED_OUT)
+
+    # -- use by the Drive backend --------------------------------------------------------
+
+    def drive(self) -> tuple[DriveService, PyiCloudService, int]:
+        """The Drive service, its pyicloud session and the auth generation it belongs to."""
+        with self._lock:
+            if self._api is None or self._drive is None:
+                raise self._unusable_error()
+            return self._drive, self._api, self._generation
+
+    def renew(self, seen_generation: int) -> None:
+        """Re-authenticate after a 421, once for all threads that saw it."""
+        with self._lock:
+            if self._generation != seen_generation and self._state is AuthState.SIGNED_IN:
+                return
+            self._check_throttle()
+            if self._api is None:
+                raise self._unusable_error()
+            log.info("iCloud session expired (421); renewing from the saved trust token")
+            self._set(AuthState.SESSION_EXPIRED)
+            # A 421 can be a pooled connection landing on the wrong server: reset first.
+            self._api.session.close()
+            self._authenticate(self._api, force=True)
+            if self._state is not AuthState.SIGNED_IN:
+                raise self._unusable_error()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _new_api(self, password: str | None) -> PyiCloudService:
+        api = self._service_cls(
+            self.apple_id,
+            password,
+            cookie_directory=str(self._session_dir),
+            verify=self._verify,
+            authenticate=False,
+        )
+        if isinstance(self._verify, str):
+            # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would silently override an explicit CA file.
+            api.session.trust_env = False
+        return api
+
+    def _authenticate(self, api: PyiCloudService, *, force: bool) -> AuthState:
+        self._api, self._drive = api, None
+        try:
+            self._guard(lambda: api.authenticate(force_refresh=force))
+        except AuthRequired:
+            if not self._password:
+                return self._set(AuthState.NEEDS_PASSWORD, "Sign in again: no password is saved.")
+            raise
+        if api.requires_2fa or api.requires_2sa:
+            return self._set(AuthState.NEEDS_2FA)
+        return self._signed_in(api)
+
+    def _signed_in(self, api: PyiCloudService) -> AuthState:
+        self._drive = self._guard(lambda: self._open_drive(api))
+        if self._remember and self._password:
+            self._passwords.set(self.apple_id, self._password)
+        self._throttle_delay = THROTTLE_FIRST_S
+        self._generation += 1
+        self._save_trust_time(api)
+        return self._set(AuthState.SIGNED_IN)
+
+    def _open_drive(self, api: PyiCloudService) -> DriveService:
+        """Check web access once, then open Drive (pyicloud re-checks on every ``api.drive``)."""
+        access = api.session.post(f"{api._setup_endpoint}/requestWebAccessState", params=api.params).json()
+        if access.get("isICDRSDisabled") and not access.get("isDeviceConsentedForPCS", False):
+            raise WebAccessBlocked(ADP_MESSAGE)
+        return api.drive
+
+    def _pending_api(self) -> PyiCloudService:
+        if self._api is None or self._state is not AuthState.NEEDS_2FA:
+            raise AuthRequired("No sign-in is waiting for a code: sign in with the password first.")
+        return self._api
+
+    def _guard(self, call: Callable[[], T]) -> T:
+        """Run a pyicloud call, translating its failures and updating the state."""
+        try:
+            return call()
+        except PyiCloudAccountLockedException as error:
+            self._set(AuthState.LOCKED)
+            raise AccountLocked(
+                "Apple has locked this Apple ID after too many failed attempts. Unlock it at "
+                "iforgot.apple.com, then sign in again."
+            ) from error
+        except PyiCloudConnectionException as error:
+            raise Unavailable(f"iCloud could not be reached: {error}") from error
+        except (PyiCloudFailedLoginException, PyiCloudAPIResponseException) as error:
+            status = _status_of(error)
+            if status == 503:
+                self._throttle()
+            if status == 423:
+                raise WebAccessBlocked(ADP_MESSAGE) from error
+            if isinstance(error, PyiCloudFailedLoginException):
+                if self._password is None:
+                    raise AuthRequired("Sign in again: no password is saved.") from error
+                self._set(AuthState.NEEDS_PASSWORD, "Apple ID or password was not accepted.")
+                raise AuthRequired(
+                    "Apple did not accept this Apple ID and password. Check both; note that "
+                    "app-specific passwords do not work for iCloud web sign-in."
+                ) from error
+            raise Unavailable(f"iCloud answered {status}: {error}") from error
+
+    def _throttle(self) -> None:
+        self._throttled_until = time.monotonic() + self._throttle_delay
+        wait = self._throttle_delay
+        self._throttle_delay = min(self._throttle_delay * 2, THROTTLE_MAX_S)
+        self._set(AuthState.THROTTLED)
+        raise Throttled(
+            f"Apple is throttling sign-in (HTTP 503). icloudfs will not try again for {wait:.0f} s; "
+            "signing in repeatedly only extends the block."
+        )
+
+    def _check_throttle(self) -> None:
+        left = self._throttled_until - time.monotonic()
+        if left > 0:
+            raise Throttled(f"Apple is throttling sign-in; waiting {left:.0f} s more before trying.")
+
+    def _unusable_error(self) -> AuthError:
+        state = self.state
+        if state is AuthState.NEEDS_2FA:
+            return Needs2FA("A two-factor code is needed: run `icloudfs login` or use the web page.")
+        if state is AuthState.LOCKED:
+            return AccountLocked("The Apple ID is locked.")
+        return AuthRequired("Not signed in: run `icloudfs login`.")
+
+    def _set(self, state: AuthState, error: str | None = None) -> AuthState:
+        self._state = state
+        if error:
+            self.last_error = error
+        return state
+
+    # -- trust bookkeeping (for the "days left" warning) ----------------------------------
+
+    @property
+    def _trust_file(self) -> Path:
+        return self._session_dir / "icloudfs-trust.json"
+
+    def _save_trust_time(self, api: PyiCloudService) -> None:
+        token = api.session.data.get("trust_token")
+        if not token:
+            return
+        known = self._read_trust()
+        if known.get("token_prefix") != token[:16]:
+            known = {"token_prefix": token[:16], "trusted_at": time.time()}
+            self._trust_file.write_text(json.dumps(known))
+
+    def _read_trust(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._trust_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _trust_days_left(self) -> int | None:
+        trusted_at = self._read_trust().get("trusted_at")
+        if not isinstance(trusted_at, int | float):
+            return None
+        return max(0, TRUST_DAYS - int((time.time() - trusted_at) // 86400))
+
+
+def _status_of(error: BaseException) -> int | None:
+    """The HTTP status behind a pyicloud error, looking through the errors it was raised from."""
+    seen: BaseException | None = error
+    while seen is not None:
+        code = getattr(seen, "code", None)
+        if isinstance(code, int):
+            return code
+        status = getattr(getattr(seen, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -1,0 +1,453 @@
+"""``ICloudDrive``: the ``Drive`` protocol on iCloud Drive, through pyicloud's session.
+
+Design notes:
+
+- Metadata calls use pyicloud's ``DriveService`` where it has the call; listing
+  several folders in one request and ranged downloads are done on pyicloud's own
+  session, since pyicloud only lists one folder at a time and fetches a new
+  download URL for every read.
+- Download URLs are signed and need no cookie (like Apple's CDN): they are
+  cached per (document, etag) and fetched from a plain pooled ``requests``
+  session, so a range read is one round trip, not two.
+- Uploads speak the same three requests as pyicloud's ``send_file`` but stream
+  the file (pyicloud reads it whole into memory) and read back the new item.
+- Replacing a file never removes the old version first: the new bytes are
+  uploaded under a temporary name, then the old file is deleted and the new
+  one renamed into place. A failure at any step leaves a complete copy.
+- Every failure becomes an ``icloudfs.errors`` type in ``_translate``. 503,
+  5xx and dropped connections are retried with jittered exponential backoff;
+  a 421 renews the session once (``Account.renew``) and the call is repeated.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import mimetypes
+import secrets
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from cachetools import LRUCache, TTLCache
+from pyicloud import PyiCloudService
+from pyicloud.exceptions import (
+    PyiCloud2SARequiredException,
+    PyiCloudAPIResponseException,
+    PyiCloudConnectionException,
+    PyiCloudException,
+)
+from pyicloud.services.drive import DriveNode, DriveService
+from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from icloudfs.drive.types import Item, Listing, Quota
+from icloudfs.errors import (
+    AlreadyExists,
+    Conflict,
+    DriveError,
+    NotFound,
+    Throttled,
+    Unavailable,
+    WebAccessBlocked,
+)
+from icloudfs.icloud.account import ADP_MESSAGE, Account
+from icloudfs.icloud.nodes import ROOT_ID, to_item
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CHUNK = 1 << 20
+LIST_BATCH = 64
+URL_TTL_S = 600.0
+
+
+class _SessionExpired(Exception):
+    """Internal: the web session is gone (421); renew and try again."""
+
+
+class ICloudDrive:
+    """iCloud Drive behind the ``Drive`` protocol; thread-safe."""
+
+    def __init__(self, account: Account, *, ca_file: str | None = None, attempts: int = 5) -> None:
+        self._account = account
+        self._retrying = Retrying(
+            retry=retry_if_exception_type((Throttled, Unavailable)),
+            wait=wait_random_exponential(multiplier=0.25, max=8),
+            stop=stop_after_attempt(attempts),
+            reraise=True,
+        )
+        self._content = requests.Session()
+        self._content.verify = ca_file or True
+        # REQUESTS_CA_BUNDLE would silently override an explicit CA file.
+        self._content.trust_env = not ca_file
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        self._content.mount("https://", adapter)
+        self._content.mount("http://", adapter)
+        self._urls: TTLCache[tuple[str, str], str] = TTLCache(maxsize=4096, ttl=URL_TTL_S)
+        self._parents: LRUCache[str, str] = LRUCache(maxsize=200_000)
+        self._quota: TTLCache[str, Quota] = TTLCache(maxsize=1, ttl=60)
+        self._lock = threading.Lock()
+
+    # -- listing -----------------------------------------------------------------------
+
+    def root(self) -> Item:
+        return self.list_folders([ROOT_ID])[0].folder
+
+    def list_folders(self, folder_ids: Sequence[str]) -> list[Listing]:
+        """List folders, many per request. A folder that vanished is left out of the
+        result (``NotFound`` when it was the only one asked)."""
+        listings: list[Listing] = []
+        for start in range(0, len(folder_ids), LIST_BATCH):
+            batch = folder_ids[start : start + LIST_BATCH]
+            body = [{"drivewsid": folder_id, "partialData": False} for folder_id in batch]
+            nodes: list[Any] = self._call(
+                functools.partial(self._post_drivews, "/retrieveItemDetailsInFolders", body)
+            )
+            for node in nodes:
+                if isinstance(node, dict) and "items" in node and "drivewsid" in node:
+                    listings.append(self._listing(node))
+        if not listings and len(folder_ids) == 1:
+            raise NotFound(f"folder {folder_ids[0]} not found")
+        return listings
+
+    def app_libraries(self) -> list[Item]:
+        nodes = self._call(lambda drive, api: drive.get_app_data())
+        return [to_item(node) for node in nodes]
+
+    def stat(self, item_id: str) -> Item:
+        if item_id.startswith("FOLDER::"):
+            return self.list_folders([item_id])[0].folder
+        parent = self._parents.get(item_id)
+        if parent is None:
+            raise NotFound(f"{item_id}: parent folder unknown; list it first")
+        for child in self.list_folders([parent])[0].children:
+            if child.id == item_id:
+                return child
+        raise NotFound(f"{item_id} is no longer in its folder")
+
+    def quota(self) -> Quota | None:
+        with self._lock:
+            cached = self._quota.get("quota")
+        if cached is not None:
+            return cached
+        try:
+            usage = self._call(lambda drive, api: api.account.storage.usage)
+            quota = Quota(used=int(usage.used_storage_in_bytes), total=int(usage.total_storage_in_bytes))
+        except (DriveError, KeyError, TypeError, ValueError) as error:
+            log.info("storage quota unavailable: %s", error)
+            return None
+        with self._lock:
+            self._quota["quota"] = quota
+        return quota
+
+    # -- content -----------------------------------------------------------------------
+
+    def read(self, item: Item, offset: int, length: int) -> bytes:
+        end = min(offset + length, item.size)
+        if offset >= end:
+            return b""
+        for fresh in (False, True):
+            url = self._download_url(item, fresh=fresh)
+            try:
+                return self._retrying(self._get_range, url, offset, end - 1)
+            except NotFound:
+                if fresh:
+                    raise
+                log.debug("download URL for %s expired; fetching a new one", item.name)
+        raise AssertionError("unreachable")
+
+    def _get_range(self, url: str, first: int, last: int) -> bytes:
+        try:
+            response = self._content.get(url, headers={"Range": f"bytes={first}-{last}"}, timeout=60)
+        except requests.RequestException as error:
+            raise Unavailable(f"download failed: {error}") from error
+        if response.status_code == 206:
+            return response.content
+        if response.status_code == 200:  # a server that ignores Range
+            return response.content[first : last + 1]
+        if response.status_code in (403, 404, 410):
+            raise NotFound(f"download URL refused ({response.status_code})")
+        raise _status_error(response.status_code, response.text)
+
+    def _download_url(self, item: Item, *, fresh: bool) -> str:
+        key = (item.docwsid, item.etag)
+        with self._lock:
+            url = None if fresh else self._urls.get(key)
+        if url is not None:
+            return url
+        answer = self._call(
+            lambda drive, api: api.session.get(
+                f"{api.get_webservice_url('docws')}/ws/{item.zone}/download/by_id",
+                params={**api.params, "document_id": item.docwsid},
+            ).json()
+        )
+        token = answer.get("data_token") or answer.get("package_token") or {}
+        if not token.get("url"):
+            raise NotFound(f"{item.name}: iCloud gave no download URL")
+        current_etag = answer.get("double_etag")
+        if current_etag and current_etag != item.etag:
+            raise Conflict(f"{item.name} changed remotely (etag {item.etag} -> {current_etag})")
+        with self._lock:
+            self._urls[key] = token["url"]
+        return str(token["url"])
+
+    def upload(self, parent: Item, name: str, source: Path, mtime: float) -> Item:
+        item = self._upload(parent.id, name, source, mtime)
+        if _name_key(item.name) != _name_key(name):
+            # iCloud stored it as "name 2": the name was taken. Undo, and say so.
+            self.delete(item)
+            raise AlreadyExists(f"{name} already exists in {parent.name or '/'}")
+        return item
+
+    def replace(self, existing: Item, source: Path, mtime: float) -> Item:
+        if existing.parent_id is None:
+            raise NotFound(f"{existing.name}: no parent folder")
+        stem, dot, ext = existing.name.rpartition(".")
+        temp_name = f".{stem or ext}.icloudfs-{secrets.token_hex(4)}{dot}{ext if stem else ''}"
+        fresh = self._upload(existing.parent_id, temp_name, source, mtime)
+        try:
+            self.delete(existing)
+        except DriveError:
+            log.warning("replacing %s failed; removing the uploaded copy %s", existing.name, fresh.name)
+            self.delete(fresh)
+            raise
+        try:
+            return self.rename(fresh, existing.name)
+        except DriveError:
+            log.error(
+                "new content of %s is stored as %s; renaming it into place failed", existing.name, fresh.name
+            )
+            raise
+
+    def _upload(self, parent_id: str, name: str, source: Path, mtime: float) -> Item:
+        zone, parent_docwsid = _split_id(parent_id)
+        size = source.stat().st_size
+        content_type = mimetypes.guess_type(name)[0] or ""
+
+        def start(drive: DriveService, api: PyiCloudService) -> tuple[str, str]:
+            params = {**api.params, **drive._get_token_from_cookie()}
+            answer = self._post(
+                api,
+                "docws",
+                f"/ws/{zone}/upload/web",
+                {"filename": name, "type": "FILE", "content_type": content_type, "size": size},
+                params=params,
+            )
+            return str(answer[0]["document_id"]), str(answer[0]["url"])
+
+        document_id, url = self._call(start)
+
+        def send(drive: DriveService, api: PyiCloudService) -> dict[str, Any]:
+            body = _MultipartBody(name, source, size)
+            response = api.session.post(url, data=body, headers={"Content-Type": body.content_type})
+            return dict(response.json()["singleFile"])
+
+        stored = self._call(send)
+        data: dict[str, Any] = {
+            "signature": stored["fileChecksum"],
+            "wrapping_key": stored["wrappingKey"],
+            "reference_signature": stored["referenceChecksum"],
+            "size": stored["size"],
+        }
+        if stored.get("receipt"):
+            data["receipt"] = stored["receipt"]
+        command = {
+            "data": data,
+            "command": "add_file",
+            "create_short_guid": True,
+            "document_id": document_id,
+            "path": {"starting_document_id": parent_docwsid, "path": name},
+            "allow_conflict": True,
+            "file_flags": {"is_writable": True, "is_executable": False, "is_hidden": False},
+            "mtime": int(mtime * 1000),
+            "btime": int(time.time() * 1000),
+        }
+        answer = self._call(lambda d, api: self._post(api, "docws", f"/ws/{zone}/update/documents", command))
+        return self._uploaded_item(answer, parent_id, zone, name)
+
+    def _uploaded_item(self, answer: Any, parent_id: str, zone: str, name: str) -> Item:
+        """The new item from ``update/documents``; a listing of the parent if the answer is thin."""
+        document = (answer.get("results") or [{}])[0].get("document") if isinstance(answer, dict) else None
+        if isinstance(document, dict) and document.get("document_id") and document.get("etag"):
+            node = {
+                "drivewsid": f"FILE::{zone}::{document['document_id']}",
+                "docwsid": document["document_id"],
+                "zone": zone,
+                "parentId": parent_id,
+                "name": document.get("name") or name,  # the full name, extension included
+                "etag": document["etag"],
+                "size": document.get("size", 0),
+                "type": document.get("type", "FILE"),
+                "dateModified": _iso(document.get("mtime")),
+            }
+            item = to_item(node)
+            self._parents[item.id] = parent_id
+            return item
+        listing = self.list_folders([parent_id])[0]
+        matches = [c for c in listing.children if _name_key(c.name) == _name_key(name)]
+        if not matches:
+            raise Unavailable(f"{name} was uploaded but does not appear in its folder")
+        return matches[0]
+
+    # -- changes -----------------------------------------------------------------------
+
+    def mkdir(self, parent: Item, name: str) -> Item:
+        answer = self._call(lambda drive, api: drive.create_folders(parent.id, name))
+        folders = answer.get("folders") or answer.get("items") or []
+        if not folders:
+            raise Unavailable(f"creating folder {name} gave no folder back")
+        return self._remember(folders[0], parent.id)
+
+    def rename(self, item: Item, new_name: str) -> Item:
+        answer = self._call(lambda drive, api: drive.rename_items(item.id, item.etag, new_name))
+        return self._remember(answer["items"][0], item.parent_id)
+
+    def move(self, item: Item, new_parent: Item) -> Item:
+        def call(drive: DriveService, api: PyiCloudService) -> Any:
+            node = DriveNode(drive, {"drivewsid": item.id, "etag": item.etag})
+            target = DriveNode(drive, {"drivewsid": new_parent.id})
+            return drive.move_nodes_to_node([node], target)
+
+        return self._remember(self._call(call)["items"][0], new_parent.id)
+
+    def trash(self, item: Item) -> None:
+        self._call(lambda drive, api: drive.move_items_to_trash(item.id, item.etag))
+
+    def delete(self, item: Item) -> None:
+        self._call(lambda drive, api: drive.delete_items(item.id, item.etag))
+        with self._lock:
+            self._urls.pop((item.docwsid, item.etag), None)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _listing(self, node: dict[str, Any]) -> Listing:
+        folder = to_item(node)
+        children = tuple(
+            to_item({**child, "parentId": child.get("parentId", folder.id)}) for child in node["items"]
+        )
+        for child in children:
+            self._parents[child.id] = folder.id
+        return Listing(folder=folder, children=children)
+
+    def _remember(self, node: dict[str, Any], parent_id: str | None) -> Item:
+        if node.get("status") not in (None, "OK"):
+            raise _status_error(409, str(node.get("status")))
+        item = to_item({**node, "parentId": node.get("parentId", parent_id)})
+        if item.parent_id:
+            self._parents[item.id] = item.parent_id
+        return item
+
+    def _post_drivews(self, path: str, body: Any, drive: DriveService, api: PyiCloudService) -> Any:
+        return self._post(api, "drivews", path, body)
+
+    @staticmethod
+    def _post(
+        api: PyiCloudService, service: str, path: str, body: Any, *, params: dict[str, Any] | None = None
+    ) -> Any:
+        response = api.session.post(
+            api.get_webservice_url(service) + path,
+            params=params if params is not None else dict(api.params),
+            json=body,
+            headers={"Content-Type": "text/plain"} if service == "docws" else None,
+        )
+        return response.json()
+
+    def _call(self, fn: Callable[[DriveService, PyiCloudService], T]) -> T:
+        """Run ``fn`` with retries; renew the session once on 421."""
+        for renewed in (False, True):
+            drive, api, generation = self._account.drive()
+            try:
+                result: T = self._retrying(_translated, fn, drive, api)
+                return result
+            except _SessionExpired:
+                if renewed:
+                    break
+                self._account.renew(generation)
+        raise Unavailable("iCloud kept answering 421 (session expired) after renewing the session")
+
+
+def _translated(
+    fn: Callable[[DriveService, PyiCloudService], T], drive: DriveService, api: PyiCloudService
+) -> T:
+    try:
+        return fn(drive, api)
+    except PyiCloudConnectionException as error:
+        raise Unavailable(f"iCloud could not be reached: {error}") from error
+    except PyiCloud2SARequiredException as error:
+        raise _SessionExpired() from error
+    except PyiCloudAPIResponseException as error:
+        body = error.response.text if error.response is not None else error.reason
+        status = error.code if isinstance(error.code, int) else None
+        if status is None and error.response is not None:
+            status = error.response.status_code
+        raise _status_error(status, body or "") from error
+    except PyiCloudException as error:
+        raise Unavailable(f"iCloud error: {error}") from error
+
+
+def _status_error(status: int | None, body: str) -> Exception:
+    """The one place an HTTP status from iCloud becomes an error type."""
+    if status in (401, 421, 450):
+        return _SessionExpired()
+    if status == 404:
+        return NotFound(body[:200] or "not found")
+    if status == 409:
+        # pyicloud labels every 409 "Authentication required"; the body says which conflict it is.
+        if "NAME_CONFLICT" in body or "already exists" in body.lower():
+            return AlreadyExists(body[:200])
+        return Conflict(body[:200])
+    if status == 412:
+        return Conflict(body[:200])
+    if status == 423:
+        return WebAccessBlocked(ADP_MESSAGE)
+    if status in (429, 503):
+        return Throttled(f"iCloud is throttling requests ({status})")
+    return Unavailable(f"iCloud answered {status}: {body[:200]}")
+
+
+def _split_id(drivewsid: str) -> tuple[str, str]:
+    """``FOLDER::zone::docwsid`` -> (zone, docwsid)."""
+    _, zone, docwsid = drivewsid.split("::", 2)
+    return zone, docwsid
+
+
+def _name_key(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _iso(milliseconds: Any) -> str | None:
+    if not isinstance(milliseconds, int | float):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(milliseconds / 1000))
+
+
+class _MultipartBody:
+    """A multipart/form-data body streamed from a file, with a known length."""
+
+    def __init__(self, name: str, source: Path, size: int) -> None:
+        boundary = uuid.uuid4().hex
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        quoted = name.replace('"', "%22")
+        self._head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted}"; filename="{quoted}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        self._tail = f"\r\n--{boundary}--\r\n".encode()
+        self._source, self._size = source, size
+
+    def __len__(self) -> int:
+        return len(self._head) + self._size + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        with self._source.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+        yield self._tail

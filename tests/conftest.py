@@ -1,0 +1,36 @@
+"""Every test runs with its own XDG folders and a real (plain-file) keyring inside them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyrings.alt.file import PlaintextKeyring
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_ca_only() -> Iterator[None]:
+    """REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE (set on some machines) override the ``verify=`` that
+    test clients of the emulator pass; icloudfs itself ignores them when given a CA file."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        patch.delenv("CURL_CA_BUNDLE", raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    for name in ("CONFIG", "STATE", "CACHE", "DATA"):
+        monkeypatch.setenv(f"XDG_{name}_HOME", str(home / name.lower()))
+    for var in ("ICLOUDFS_ENDPOINT", "ICLOUDFS_CA_FILE", "ICLOUDFS_CONFIG", "ICLOUDFS_APPLE_ID"):
+        monkeypatch.delenv(var, raising=False)
+    backend = PlaintextKeyring()
+    backend.file_path = str(home / "keyring.cfg")  # type: ignore[misc]
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    yield home
+    keyring.set_keyring(previous)

@@ -1,0 +1,137 @@
+"""ICloudDrive against a real emulator, cross-checked with unmodified pyicloud."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from icloudfs.drive.types import ItemKind
+from icloudfs.errors import AlreadyExists, Conflict, NotFound, Unavailable
+from icloudfs.icloud.drive import ICloudDrive
+from icloudfs.icloud.nodes import ROOT_ID
+from tests.support.emulator import Emulator
+
+
+def child(drive: ICloudDrive, folder_id: str, name: str):  # type: ignore[no-untyped-def]
+    return next(c for c in drive.list_folders([folder_id])[0].children if c.name == name)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_root_app_libraries_and_batched_listing(drive: ICloudDrive, emulator: Emulator) -> None:
+    root = drive.root()
+    names = {c.name for c in drive.list_folders([root.id])[0].children}
+    assert "LegalCases" in names and "Pages" in names
+    libraries = {lib.name: lib for lib in drive.app_libraries()}
+    assert libraries["Pages"].kind is ItemKind.APP_LIBRARY
+    legal = child(drive, ROOT_ID, "LegalCases")
+    before = emulator.stats()["requests"].get("/drivews/retrieveItemDetailsInFolders", 0)
+    listings = drive.list_folders([ROOT_ID, legal.id, libraries["Pages"].id])
+    assert [lst.folder.id for lst in listings] == [ROOT_ID, legal.id, libraries["Pages"].id]
+    assert emulator.stats()["requests"]["/drivews/retrieveItemDetailsInFolders"] == before + 1
+    assert any(c.kind is ItemKind.PACKAGE for c in listings[2].children)
+
+
+def test_upload_read_ranges_and_url_reuse(drive: ICloudDrive, emulator: Emulator, tmp_path: Path) -> None:
+    folder = drive.mkdir(drive.root(), f"up-{time.time_ns()}")
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    item = drive.upload(folder, "blob.bin", write(tmp_path, "blob.bin", data), mtime=1_700_000_000)
+    assert item.size == len(data) and item.name == "blob.bin" and item.parent_id == folder.id
+    listed = child(drive, folder.id, "blob.bin")
+    assert listed.etag == item.etag and listed.mtime == 1_700_000_000
+    before = emulator.stats()["requests"]
+    assert drive.read(item, 0, 10) == data[:10]
+    assert drive.read(item, 1_000_000, 65536) == data[1_000_000:1_065_536]
+    assert drive.read(item, len(data) - 5, 100) == data[-5:]
+    assert drive.read(item, len(data), 100) == b""
+    after = emulator.stats()["requests"]
+    by_id = [p for p in after if p.endswith("/download/by_id")]
+    assert sum(after[p] - before.get(p, 0) for p in by_id) == 1, "one download URL for three ranges"
+
+
+def test_pyicloud_sees_what_the_backend_wrote(drive: ICloudDrive, emulator: Emulator, tmp_path: Path) -> None:
+    folder = drive.mkdir(drive.root(), f"cross-{time.time_ns()}")
+    drive.upload(folder, "note.txt", write(tmp_path, "n", b"hello icloud"), mtime=time.time())
+    api = emulator.signed_in(tmp_path / "other-client")
+    node = api.drive[folder.name]["note.txt"]
+    assert node.open().content == b"hello icloud"
+
+
+def test_replace_stores_new_bytes_before_retiring_old(
+    drive: ICloudDrive, emulator: Emulator, tmp_path: Path
+) -> None:
+    folder = drive.mkdir(drive.root(), f"rep-{time.time_ns()}")
+    old = drive.upload(folder, "doc.txt", write(tmp_path, "a", b"old"), mtime=time.time())
+    emulator.faults(rules=[{"path": "/upload", "status": 500, "times": 10}])
+    with pytest.raises(Unavailable):
+        drive.replace(old, write(tmp_path, "b", b"new content"), mtime=time.time())
+    emulator.clear_faults()
+    survivors = drive.list_folders([folder.id])[0].children
+    assert [c.name for c in survivors] == ["doc.txt"], "a failed upload must leave the old file alone"
+    assert drive.read(survivors[0], 0, 100) == b"old"
+    new = drive.replace(old, write(tmp_path, "b", b"new content"), mtime=time.time())
+    assert new.name == "doc.txt" and new.etag != old.etag
+    (only,) = drive.list_folders([folder.id])[0].children
+    assert drive.read(only, 0, 100) == b"new content"
+
+
+def test_conflicts_and_duplicates(drive: ICloudDrive, tmp_path: Path) -> None:
+    folder = drive.mkdir(drive.root(), f"dup-{time.time_ns()}")
+    with pytest.raises(AlreadyExists):
+        drive.mkdir(drive.root(), folder.name.upper())
+    item = drive.upload(folder, "Same.txt", write(tmp_path, "s", b"1"), mtime=time.time())
+    with pytest.raises(AlreadyExists):
+        drive.upload(folder, "same.TXT", write(tmp_path, "s", b"2"), mtime=time.time())
+    assert [c.name for c in drive.list_folders([folder.id])[0].children] == ["Same.txt"]
+    renamed = drive.rename(item, "Other.txt")
+    with pytest.raises(Conflict):
+        drive.rename(item, "Stale.txt")  # old etag
+    with pytest.raises(Conflict):
+        drive.read(item, 0, 1)  # old version: its content is not served as current
+    assert renamed.name == "Other.txt"
+
+
+def test_rename_move_trash_recover_delete(drive: ICloudDrive, emulator: Emulator, tmp_path: Path) -> None:
+    a = drive.mkdir(drive.root(), f"a-{time.time_ns()}")
+    b = drive.mkdir(drive.root(), f"b-{time.time_ns()}")
+    item = drive.upload(a, "x.txt", write(tmp_path, "x", b"x"), mtime=time.time())
+    moved = drive.move(drive.rename(item, "y.txt"), b)
+    assert moved.parent_id == b.id and child(drive, b.id, "y.txt").id == item.id
+    assert drive.stat(moved.id).name == "y.txt"
+    drive.trash(moved)
+    assert not drive.list_folders([b.id])[0].children
+    api = emulator.signed_in(tmp_path / "other")
+    trashed = [n for n in api.drive.trash.get_children() if n.name == "y.txt"]
+    assert trashed
+    trashed[0].recover()
+    restored = child(drive, b.id, "y.txt")
+    drive.delete(restored)
+    with pytest.raises(NotFound):
+        drive.stat(restored.id)
+
+
+def test_transient_failures_are_retried(drive: ICloudDrive, emulator: Emulator) -> None:
+    emulator.faults(
+        rules=[
+            {"path": "/drivews/retrieveItemDetailsInFolders", "status": 503, "times": 2},
+            {"path": "/content", "status": "drop", "times": 1},
+        ]
+    )
+    emulator.reset_stats()
+    document = child(drive, ROOT_ID, "Café Résumé.txt")
+    assert len(drive.read(document, 0, 64)) == min(64, document.size)
+    stats = emulator.stats()["requests"]
+    assert stats["/drivews/retrieveItemDetailsInFolders"] == 3, "two 503s, then the listing"
+    assert stats["/content"] == 2, "the dropped connection was retried"
+
+
+def test_quota(drive: ICloudDrive) -> None:
+    quota = drive.quota()
+    assert quota is not None and 0 < quota.used <= quota.total

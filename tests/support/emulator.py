@@ -1,0 +1,147 @@
+"""Run the iCloud emulator as a real subprocess and drive it (admin API, pyicloud sign-in) from tests.
+
+``start_emulator(tmp_path, *extra_args)`` spawns ``python -m icloudfs.emulator --data
+tmp_path/emulator --port 0 ...``, waits for its ``emulator.json`` and returns an
+``Emulator`` (also a context manager) with ``url``, ``ca``, ``apple_id``, ``password``,
+``app_password``, ``code``, ``dsid``, admin helpers (``faults``, ``clear_faults``,
+``stats``, ``reset_stats``, ``expire_sessions``, ``adp_consent``, ``unlock``), ``service``
+(an unmodified-pyicloud client pointed at it) and ``stop``. Pass ``data_dir=`` to
+restart on existing state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+from pyicloud import PyiCloudService
+
+from icloudfs.icloud.endpoint import service_class
+
+_START_TIMEOUT = 30.0
+
+
+class Emulator:
+    """A running emulator process."""
+
+    def __init__(self, process: subprocess.Popen[bytes], data_dir: Path, info: dict[str, Any]) -> None:
+        self.process = process
+        self.data_dir = data_dir
+        self.info = info
+        self.url: str = info["url"]
+        self.ca: str = info["ca"]
+        self.apple_id: str = info["apple_id"]
+        self.password: str = info["password"]
+        self.app_password: str = info["app_password"]
+        self.code: str = info["code"]
+        self.dsid: str = info["dsid"]
+
+    # ---- admin API ------------------------------------------------------------------------
+
+    def admin(self, method: str, name: str, body: Any = None) -> Any:
+        response = requests.request(
+            method, f"{self.url}/__emulator__/{name}", json=body, verify=self.ca, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def faults(self, **state: Any) -> dict[str, Any]:
+        """Set latency_ms / bandwidth_mbps / rules at run time; returns the new state."""
+        result: dict[str, Any] = self.admin("POST", "faults", state)
+        return result
+
+    def clear_faults(self) -> None:
+        self.admin("DELETE", "faults")
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("GET", "stats")
+        return result
+
+    def reset_stats(self) -> None:
+        self.admin("DELETE", "stats")
+
+    def expire_sessions(self) -> None:
+        self.admin("POST", "expire-sessions")
+
+    def adp_consent(self) -> None:
+        self.admin("POST", "adp-consent")
+
+    def unlock(self) -> None:
+        self.admin("POST", "unlock")
+
+    # ---- clients --------------------------------------------------------------------------
+
+    def service(self, cookie_dir: Path, password: str | None = None, **kwargs: Any) -> PyiCloudService:
+        """Unmodified pyicloud signed in (or stopped at 2FA) against this emulator."""
+        cls = service_class(self.url)
+        return cls(
+            self.apple_id,
+            password or self.password,
+            cookie_directory=str(cookie_dir),
+            verify=self.ca,
+            **kwargs,
+        )
+
+    def signed_in(self, cookie_dir: Path) -> PyiCloudService:
+        """A trusted session: signs in and passes 2FA when it is asked for."""
+        api = self.service(cookie_dir)
+        if api.requires_2fa:
+            assert api.validate_2fa_code(self.code)
+        return api
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_emulator(tmp_path: Path, *extra_args: str, data_dir: Path | None = None) -> Emulator:
+    """Spawn an emulator on a free port and wait until it serves."""
+    data = data_dir or tmp_path / "emulator"
+    data.mkdir(parents=True, exist_ok=True)
+    info_path = data / "emulator.json"
+    log = open(data / "emulator.log", "ab")  # noqa: SIM115 - owned by the child from here on
+    process = subprocess.Popen(
+        [sys.executable, "-m", "icloudfs.emulator", "--data", str(data), "--port", "0", *extra_args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log.close()
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"emulator exited with {process.returncode}:\n"
+                f"{(data / 'emulator.log').read_text(errors='replace')}"
+            )
+        try:
+            info = json.loads(info_path.read_text())
+        except (FileNotFoundError, ValueError):
+            info = {}
+        if info.get("pid") == process.pid:
+            return Emulator(process, data, info)
+        time.sleep(0.05)
+    process.kill()
+    raise TimeoutError(f"emulator did not start within {_START_TIMEOUT}s")

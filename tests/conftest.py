@@ -27,8 +27,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         monkeypatch.setenv(f"XDG_{name}_HOME", str(home / name.lower()))
     for var in ("ICLOUDFS_ENDPOINT", "ICLOUDFS_CA_FILE", "ICLOUDFS_CONFIG", "ICLOUDFS_APPLE_ID"):
         monkeypatch.delenv(var, raising=False)
-    backend = PlaintextKeyring()
-    backend.file_path = str(home / "keyring.cfg")  # type: ignore[misc]
+    backend = PlaintextKeyring()  # its file follows XDG_DATA_HOME, as in a subprocess
     previous = keyring.get_keyring()
     keyring.set_keyring(backend)
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")

@@ -1,0 +1,171 @@
+"""Fixtures: real servers on real ports, and a network namespace whose address is a
+genuinely remote peer (the isolated home comes from ``tests/conftest.py``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from icloudfs.config import Settings
+from icloudfs.control import ControlServer, ControlService, TokenStore
+
+from .fakes import FakeAccount, FakeFilesystem
+
+HOST_IP, NS_IP = "10.200.7.1", "10.200.7.2"
+
+
+@pytest.fixture(autouse=True)
+def home(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The suite-wide isolated home (XDG dirs, plain-file keyring), with no ``ICLOUDFS_*``
+    setting leaking in from the environment."""
+    for var in [v for v in os.environ if v.startswith("ICLOUDFS_")]:
+        monkeypatch.delenv(var)
+    return isolated_home
+
+
+def keyring_file(home: Path) -> Path:
+    return home / "data" / "python_keyring" / "keyring_pass.cfg"
+
+
+@pytest.fixture
+def service() -> ControlService:
+    return ControlService(
+        settings=Settings(control_addr="127.0.0.1:0"),
+        tokens=TokenStore(),
+        account=FakeAccount(),
+        filesystem=FakeFilesystem(),
+    )
+
+
+ServerFactory = Callable[..., ControlServer]
+
+
+@pytest.fixture
+def start_server() -> Iterator[ServerFactory]:
+    """Start a ControlServer on a service; every one started is stopped at teardown."""
+    started: list[ControlServer] = []
+
+    def start(service: ControlService) -> ControlServer:
+        server = ControlServer(service)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(service: ControlService, start_server: ServerFactory) -> ControlServer:
+    return start_server(service)
+
+
+@pytest.fixture
+def base_url(server: ControlServer) -> str:
+    return server.address
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+_REMOTE_CLIENT = r"""
+import http.client, json, sys
+port, requests = int(sys.argv[1]), json.loads(sys.stdin.read())
+replies = []
+for method, path, headers, body in requests:
+    conn = http.client.HTTPConnection(sys.argv[2], port, timeout=10)
+    conn.request(method, path, body=None if body is None else json.dumps(body),
+                 headers={"Content-Type": "application/json", **headers})
+    r = conn.getresponse()
+    raw = r.read()
+    replies.append([r.status, {k.lower(): v for k, v in r.getheaders()}, raw.decode()])
+    conn.close()
+print(json.dumps(replies))
+"""
+
+
+class RemotePeer:
+    """Sends HTTP requests from inside the network namespace (peer address ``NS_IP``)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.namespace, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+
+    def requests(self, port: int, *requests: tuple[str, str, dict[str, str], Any]) -> list[Reply]:
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c", _REMOTE_CLIENT, str(port), HOST_IP],
+            input=json.dumps(requests),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [
+            Reply(s, h, json.loads(b) if b.startswith(("{", "[")) else b)
+            for s, h, b in json.loads(done.stdout)
+        ]
+
+    def get(self, port: int, path: str, token: str | None = None) -> Reply:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.requests(port, ("GET", path, headers, None))[0]
+
+
+def _ip(*args: str, check: bool = True) -> None:
+    subprocess.run(["ip", *args], check=check, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def remote_peer() -> Iterator[RemotePeer]:
+    """A network namespace joined to this one by a veth pair (10.200.7.0/30 only)."""
+    if shutil.which("ip") is None:
+        pytest.skip("needs `ip` (Debian package iproute2) to make a network namespace")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a network namespace")
+    tag = os.getpid() % 100000
+    namespace, host_end, ns_end = f"icfs-ctl-{tag}", f"icc{tag}h", f"icc{tag}n"
+    try:
+        _ip("netns", "add", namespace)
+        _ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end)
+        _ip("link", "set", ns_end, "netns", namespace)
+        _ip("addr", "add", f"{HOST_IP}/30", "dev", host_end)
+        _ip("link", "set", host_end, "up")
+        _ip("netns", "exec", namespace, "ip", "addr", "add", f"{NS_IP}/30", "dev", ns_end)
+        _ip("netns", "exec", namespace, "ip", "link", "set", ns_end, "up")
+        _ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up")
+    except subprocess.CalledProcessError as exc:
+        _ip("link", "del", host_end, check=False)
+        _ip("netns", "del", namespace, check=False)
+        pytest.skip(f"cannot make a network namespace here: {exc.stderr!r}")
+    try:
+        yield RemotePeer(namespace)
+    finally:
+        _ip("link", "del", host_end, check=False)
+        _ip("netns", "del", namespace, check=False)
+
+
+@pytest.fixture
+def remote_service(service: ControlService) -> ControlService:
+    service.settings.allow_remote = True
+    return service

@@ -13,15 +13,28 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
 
-from icloudfs import __version__
+from icloudfs import __version__, demo, runner
 from icloudfs.config import Settings, session_dir
+from icloudfs.control.client import ControlClient, ControlError, ControlUnreachable
+from icloudfs.control.commands import register as register_control
 from icloudfs.emulator.command import register as register_emulator
 from icloudfs.errors import IcloudfsError
+from icloudfs.fuse.mount import MountError
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.passwords import check_password, keyring_info
 
 log = logging.getLogger("icloudfs")
+
+
+class Credentials(Protocol):
+    """What login/logout need: an ``Account``, or the running mount's ``ControlClient``."""
+
+    def login(self, apple_id: str, password: str, *, remember: bool = True) -> str: ...
+    def submit_2fa(self, code: str) -> str: ...
+    def logout(self, *, forget_password: bool = False) -> object: ...
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,28 +51,61 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--apple-id", help="Apple ID e-mail (default: the one signed in last)")
     login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     login.add_argument("--code", help="two-factor code (asked for when needed)")
-    login.add_argument(
-        "--no-remember", action="store_true", help="do not keep the password in the keyring"
-    )
+    login.add_argument("--no-remember", action="store_true", help="do not keep the password in the keyring")
     login.set_defaults(func=cmd_login)
 
     logout = commands.add_parser("logout", parents=[common], help="end the iCloud session")
     logout.add_argument("--forget-password", action="store_true", help="also remove it from the keyring")
     logout.set_defaults(func=cmd_logout)
 
+    mount = commands.add_parser("mount", parents=[common], help="mount iCloud Drive on a folder")
+    mount.add_argument("mountpoint", type=Path)
+    mount.add_argument("--folder", help="remote folder to mount, e.g. /LegalCases (default: whole drive)")
+    mount.add_argument("--foreground", action="store_true", help="stay in the foreground until Ctrl-C")
+    mount.add_argument("--read-only", action="store_true")
+    mount.add_argument("--cache-dir", help="content cache location")
+    mount.add_argument("--cache-size", help="content cache bound, e.g. 10G")
+    mount.add_argument("--metadata-ttl", help="how long listings are trusted, e.g. 60s")
+    mount.add_argument("--negative-ttl", help="how long 'not found' is trusted, e.g. 5s")
+    mount.add_argument("--write-back", help="quiet time after close before uploading, e.g. 2s")
+    mount.add_argument("--uid", type=int, help="owner shown for all files (default: yours)")
+    mount.add_argument("--gid", type=int, help="group shown for all files (default: yours)")
+    mount.add_argument("--umask", type=lambda text: int(text, 8), default=0o022, help="default 022")
+    mount.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    mount.set_defaults(func=cmd_mount)
+
+    unmount = commands.add_parser("unmount", help="unmount, after pending uploads are stored")
+    unmount.add_argument("mountpoint", type=Path)
+    unmount.add_argument("--force", action="store_true", help="detach now; pending uploads stay journaled")
+    unmount.set_defaults(func=cmd_unmount)
+
+    demo = commands.add_parser("demo", help="emulator + sign-in + mount, to try icloudfs")
+    demo.add_argument("mountpoint", type=Path, nargs="?", default=Path("icloud-demo"))
+    demo.set_defaults(func=cmd_demo)
+
     register_emulator(commands)
+    register_control(commands)
     return parser
 
 
-def open_account(args: argparse.Namespace, apple_id: str | None = None) -> tuple[Settings, Account]:
+def open_account(args: argparse.Namespace, apple_id: str | None = None) -> tuple[Settings, Credentials]:
+    """The running mount's control plane when there is one (so the mount resumes at once),
+    else the account directly."""
     settings = Settings.load(endpoint=args.endpoint, ca_file=args.ca_file, apple_id=apple_id)
-    account = Account(
-        settings.apple_id,
-        session_dir=session_dir(),
-        endpoint=settings.endpoint or None,
-        ca_file=settings.ca_file or None,
-    )
-    return settings, account
+    client = ControlClient.from_settings(settings)
+    try:
+        client.health()
+    except ControlUnreachable:
+        client.close()
+        account = Account(
+            settings.apple_id,
+            session_dir=session_dir(),
+            endpoint=settings.endpoint or None,
+            ca_file=settings.ca_file or None,
+        )
+        return settings, account
+    print(f"Signing in through the running mount's control plane ({client.where}).", file=sys.stderr)
+    return settings, client
 
 
 def cmd_login(args: argparse.Namespace) -> int:
@@ -72,14 +118,14 @@ def cmd_login(args: argparse.Namespace) -> int:
     check_password(password)
     remember = not args.no_remember and _confirm_keyring(interactive=not args.password_stdin)
     state = account.login(apple_id, password, remember=remember)
-    if state is AuthState.NEEDS_2FA:
+    if state == AuthState.NEEDS_2FA:
         code = args.code or input("Two-factor code (sent to your trusted devices): ").strip()
         state = account.submit_2fa(code)
     settings.save(apple_id=apple_id)
     print(f"Signed in as {apple_id}; the session is trusted, so no code is needed next time.")
     if remember:
         print(f"Password saved in the keyring ({keyring_info().backend}).")
-    return 0 if state is AuthState.SIGNED_IN else 1
+    return 0 if state == AuthState.SIGNED_IN else 1
 
 
 def _confirm_keyring(*, interactive: bool) -> bool:
@@ -103,6 +149,41 @@ def cmd_logout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mount(args: argparse.Namespace) -> int:
+    settings = Settings.load(
+        endpoint=args.endpoint,
+        ca_file=args.ca_file,
+        folder=args.folder,
+        cache_dir=args.cache_dir,
+        cache_size=args.cache_size,
+        metadata_ttl=args.metadata_ttl,
+        negative_ttl=args.negative_ttl,
+        write_back=args.write_back,
+    )
+    options = runner.mount_options(
+        settings,
+        args.mountpoint,
+        read_only=args.read_only,
+        uid=args.uid,
+        gid=args.gid,
+        umask=args.umask,
+        allow_other=args.allow_other,
+    )
+    if not args.mountpoint.is_dir():
+        raise MountError(f"{args.mountpoint} is not a folder")
+    if not args.foreground:
+        return runner.daemonize(sys.argv[1:], args.mountpoint)
+    return runner.run_foreground(runner.open_session(settings), options)
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    return runner.stop(args.mountpoint, force=args.force)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return demo.run(args.mountpoint)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -114,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("pyicloud").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
-    except IcloudfsError as error:
+    except (IcloudfsError, ControlError) as error:
         print(f"icloudfs: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, EOFError):

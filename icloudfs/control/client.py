@@ -129,7 +129,7 @@ class ControlClient:
         return self._fetch(CacheStatus, "GET", "/cache")
 
     def evict(self, path: str | None = None) -> int:
-        return self._fetch(EvictResult, "POST", "/cache/evict", {"path": path}).evicted
+        return self._fetch(EvictResult, "POST", "/cache/evict", {"path": path}).bytes_freed
 
     def refresh(self, path: str, *, recursive: bool = False) -> RefreshResult:
         return self._fetch(RefreshResult, "POST", "/refresh", {"path": path, "recursive": recursive})

@@ -152,7 +152,7 @@ class EvictRequest(RequestBody):
 
 
 class EvictResult(BaseModel):
-    evicted: int
+    bytes_freed: int
 
 
 class RefreshRequest(RequestBody):
@@ -163,6 +163,7 @@ class RefreshRequest(RequestBody):
 class RefreshResult(BaseModel):
     path: str
     recursive: bool
+    folders: int = Field(description="Folders fetched again")
 
 
 class Upload(BaseModel):

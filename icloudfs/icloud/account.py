@@ -179,15 +179,16 @@ class Account:
             self._guard(lambda: api._request_sms_2fa_code())
 
     def logout(self, *, forget_password: bool = False) -> None:
-        """End the web session and forget the saved session files."""
+        """End the web session and delete this account's saved session files."""
         with self._lock:
-            if self._api is not None:
+            api = self._api or (self._new_api(None) if self.apple_id else None)
+            if api is not None:
                 try:
-                    self._api.logout()
+                    api.logout()  # remote logout when signed in; always clears the local files
                 except PyiCloudException as error:
                     log.warning("remote logout failed (local session cleared anyway): %s", error)
-            for stale in self._session_dir.glob("*"):
-                stale.unlink(missing_ok=True)
+                    api.session.clear_persistence(remove_files=True)
+            self._trust_file.unlink(missing_ok=True)
             if forget_password and self.apple_id:
                 self._passwords.delete(self.apple_id)
             self._api = self._drive = None
@@ -328,7 +329,8 @@ class Account:
 
     @property
     def _trust_file(self) -> Path:
-        return self._session_dir / "icloudfs-trust.json"
+        slug = "".join(c for c in self.apple_id if c.isalnum())
+        return self._session_dir / f"{slug}.icloudfs-trust.json"
 
     def _save_trust_time(self, api: PyiCloudService) -> None:
         token = api.session.data.get("trust_token")

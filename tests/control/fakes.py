@@ -89,10 +89,11 @@ class FakeFilesystem:
             "last_error": "Unavailable: network down",
         }
 
-    def refresh(self, path: str, recursive: bool) -> None:
+    def refresh(self, path: str, recursive: bool) -> int:
         if not path.startswith("/"):
             raise errors.NotFound(path)
         self.refreshed.append((path, recursive))
+        return 1
 
     def evict(self, path: str | None) -> int:
         gone = set(self.cached) if path is None else self.cached & {path}

@@ -115,7 +115,8 @@ def test_cache_evict_refresh_uploads(client: ControlClient, service: ControlServ
     assert client.cache().content.bytes_used == 2048
     assert client.evict("/a.txt") == 1
     assert client.evict() == 1
-    assert client.refresh("/docs", recursive=True).recursive
+    refreshed = client.refresh("/docs", recursive=True)
+    assert refreshed.recursive and refreshed.folders == 1
     assert isinstance(service.filesystem, FakeFilesystem)
     assert service.filesystem.refreshed == [("/docs", True)]
     assert [u.path for u in client.uploads()] == ["/docs/report.pdf"]

@@ -43,14 +43,14 @@ def cache(service: Service) -> CacheStatus:
 def evict(service: Service, body: EvictRequest | None = None) -> EvictResult:
     """Drop cached content of one path, or all of it."""
     path = body.path if body else None
-    return EvictResult(evicted=service.need_filesystem().evict(path))
+    return EvictResult(bytes_freed=service.need_filesystem().evict(path))
 
 
 @router.post("/refresh", responses={**_MOUNTED, **errors(404, 503)})
 def refresh(service: Service, body: RefreshRequest) -> RefreshResult:
     """Forget cached metadata under ``path`` and fetch it again."""
-    service.need_filesystem().refresh(body.path, body.recursive)
-    return RefreshResult(path=body.path, recursive=body.recursive)
+    folders = service.need_filesystem().refresh(body.path, body.recursive)
+    return RefreshResult(path=body.path, recursive=body.recursive, folders=folders)
 
 
 @router.get("/uploads", responses=_MOUNTED)

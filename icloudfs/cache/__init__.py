@@ -1,0 +1,1 @@
+"""Caches in front of a Drive: metadata (listings), content (blocks), read-ahead and write-back."""

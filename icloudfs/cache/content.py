@@ -1,0 +1,200 @@
+"""File content on local disk, in fixed-size blocks, bounded in bytes, evicted LRU.
+
+A block is named by (docwsid, etag, index). The etag changes with every write,
+so a block of an old version can never be served for a new one: a changed file
+simply misses. When a new version of a document is stored, the blocks of its
+other versions are dropped at once rather than waiting for LRU.
+
+One file per block (``<root>/<h2>/<hash(docwsid)>/<hash(etag)>.<index>``) keeps
+partial files natural (only the blocks that were read exist), makes eviction an
+``unlink``, and lets a restart rebuild the index by listing the folders (oldest
+first by mtime). Blocks are written to a temporary name and renamed, so a crash
+never leaves a torn block behind.
+
+Staged (dirty) files are not here: the write-back keeps them in its own folder
+and this cache only subtracts their size (``pinned``) from its budget, so dirty
+data is never evicted and clean data makes room for it.
+
+``_lock`` guards the index and counters; file I/O happens outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BLOCK_SIZE = 1 << 20
+
+
+class ContentCache:
+    """Blocks of file content on disk. See the module note."""
+
+    def __init__(
+        self,
+        root: Path,
+        limit: int,
+        *,
+        block_size: int = BLOCK_SIZE,
+        pinned: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.root = root
+        self.limit = limit
+        self.block_size = block_size
+        self._pinned = pinned
+        self._lock = threading.Lock()
+        self._index: OrderedDict[str, int] = OrderedDict()  # relative path -> size, LRU first
+        self._versions: dict[str, str] = {}  # document folder -> etag hash last stored
+        self.used = 0
+        self.hits = 0
+        self.misses = 0
+        root.mkdir(parents=True, exist_ok=True)
+        self._scan()
+
+    def read(self, docwsid: str, etag: str, index: int, start: int, length: int) -> bytes | None:
+        """``length`` bytes from ``start`` within one block, or ``None`` when not cached."""
+        rel = self._rel(docwsid, etag, index)
+        try:
+            fd = os.open(self.root / rel, os.O_RDONLY)
+        except FileNotFoundError:
+            with self._lock:
+                self.misses += 1
+            return None
+        try:
+            data = os.pread(fd, length, start)
+        finally:
+            os.close(fd)
+        with self._lock:
+            self.hits += 1
+            if rel in self._index:
+                self._index.move_to_end(rel)
+        return data
+
+    def contains(self, docwsid: str, etag: str, index: int) -> bool:
+        with self._lock:
+            return self._rel(docwsid, etag, index) in self._index
+
+    def put(self, docwsid: str, etag: str, index: int, data: bytes) -> None:
+        """Store one block (a whole block, or the short last one)."""
+        rel = self._rel(docwsid, etag, index)
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self._added(rel, len(data))
+
+    def import_file(self, docwsid: str, etag: str, source: Path) -> None:
+        """Store a whole local file (just uploaded) as the blocks of that version."""
+        size = source.stat().st_size
+        if size > self.limit // 2:
+            return  # would only push out everything else
+        with source.open("rb") as src:
+            src_fd = src.fileno()
+            for index in range((size + self.block_size - 1) // self.block_size):
+                rel = self._rel(docwsid, etag, index)
+                path = self.root / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+                length = min(self.block_size, size - index * self.block_size)
+                with tmp.open("wb") as dst:
+                    offset = index * self.block_size
+                    copied = 0
+                    while copied < length:
+                        copied += os.copy_file_range(
+                            src_fd, dst.fileno(), length - copied, offset + copied
+                        )
+                os.replace(tmp, path)
+                self._added(rel, length)
+
+    def evict(self, docwsids: Iterable[str]) -> int:
+        """Drop every cached version of these documents; returns the bytes freed."""
+        folders = {self._doc_folder(d) for d in docwsids}
+        with self._lock:
+            victims = [rel for rel in self._index if _split(rel)[0] in folders]
+        return self._remove(victims)
+
+    def clear(self) -> int:
+        with self._lock:
+            victims = list(self._index)
+        return self._remove(victims)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "bytes_used": self.used,
+                "bytes_limit": self.limit,
+                "blocks": len(self._index),
+                "hits": self.hits,
+                "misses": self.misses,
+            }
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _rel(self, docwsid: str, etag: str, index: int) -> str:
+        version = hashlib.sha256(etag.encode()).hexdigest()[:20]
+        return f"{self._doc_folder(docwsid)}/{version}.{index}"
+
+    @staticmethod
+    def _doc_folder(docwsid: str) -> str:
+        digest = hashlib.sha256(docwsid.encode()).hexdigest()[:32]
+        return f"{digest[:2]}/{digest}"
+
+    def _added(self, rel: str, size: int) -> None:
+        folder, version = _split(rel)
+        with self._lock:
+            victims: list[str] = []
+            if self._versions.get(folder, version) != version:  # a new version: drop the old
+                victims = [r for r in self._index if _split(r) [0] == folder and _split(r)[1] != version]
+            self._versions[folder] = version
+            self.used += size - self._index.pop(rel, 0)
+            self._index[rel] = size
+            budget = max(0, self.limit - self._pinned())
+            excess = self.used - budget - sum(self._index[v] for v in victims)
+            for candidate, candidate_size in self._index.items():  # least recently used first
+                if excess <= 0:
+                    break
+                if candidate != rel and candidate not in victims:
+                    victims.append(candidate)
+                    excess -= candidate_size
+        self._remove(victims)
+
+    def _remove(self, victims: list[str]) -> int:
+        freed = 0
+        with self._lock:
+            for rel in victims:
+                size = self._index.pop(rel, None)
+                if size is not None:
+                    freed += size
+            self.used -= freed
+        for rel in victims:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / rel)
+        return freed
+
+    def _scan(self) -> None:
+        found: list[tuple[float, str, int]] = []
+        for path in self.root.glob("*/*/*"):
+            if path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+                continue
+            st = path.stat()
+            found.append((st.st_mtime, str(path.relative_to(self.root)), st.st_size))
+        for _, rel, size in sorted(found):
+            self._index[rel] = size
+            self.used += size
+        if found:
+            log.info("content cache: %d blocks, %d bytes on disk", len(found), self.used)
+
+
+def _split(rel: str) -> tuple[str, str]:
+    """(document folder, version hash) of a block's relative path."""
+    folder, _, name = rel.rpartition("/")
+    return folder, name.partition(".")[0]

@@ -1,0 +1,422 @@
+"""Folder listings, cached: LRU bounded in entries, with a TTL and a short negative window.
+
+The unit is a folder listing (a folder and its children), because that is what
+one iCloud request returns and what path lookups, ``readdir`` and ``rmdir`` need.
+A listing younger than ``ttl`` answers lookups; a miss (the name is absent) is
+trusted only while the listing is younger than ``negative_ttl``, after which the
+folder is fetched again once. Concurrent lookups of one folder share one fetch.
+
+Walking a tree (``find``, ``cp -r``) would cost one round trip per folder, so
+when a folder is fetched on demand its child folders are fetched in the
+background, many per ``list_folders`` call.
+
+Changes made through this mount are written into the cached listings at once
+(create, rename, unlink...), so the mount sees its own writes without a fetch.
+Files created here but not uploaded yet have a temporary ``LOCAL::`` identity;
+they live in a separate table that survives eviction and refetches, and they
+win over a remote item of the same name until their upload settles it.
+
+Listings are kept in SQLite in the cache folder, with the wall-clock time they
+were fetched: after a restart a listing still within its TTL is used as is, and
+when the drive is unreachable any known listing is served, however old.
+
+Locks: ``_lock`` guards the in-memory state and counters; ``_db_lock`` guards
+the SQLite connection. They are never held together, and no drive call is made
+while holding either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cachetools import LRUCache
+
+from icloudfs.drive import names
+from icloudfs.drive.protocol import Drive
+from icloudfs.drive.types import Item, ItemKind, Listing
+from icloudfs.errors import AuthError, NotFound, Throttled, Unavailable
+
+log = logging.getLogger(__name__)
+
+LOCAL_PREFIX = "LOCAL::"
+_TRASH_SUFFIX = "::TRASH_ROOT"
+_OFFLINE_ERRORS = (Unavailable, Throttled, AuthError)
+
+
+def is_local(item: Item) -> bool:
+    """True for a file created on this mount that has not been uploaded yet."""
+    return item.id.startswith(LOCAL_PREFIX)
+
+
+def name_key(item: Item) -> str:
+    return names.key(names.to_local(item.name))
+
+
+@dataclass
+class _Listing:
+    folder: Item
+    children: dict[str, Item]  # name key -> remote item
+    fetched: float  # time.time() of the fetch; 0 = must be fetched again
+
+
+class MetadataCache:
+    """Cached folder listings in front of a ``Drive``. See the module note."""
+
+    def __init__(
+        self,
+        drive: Drive,
+        db_path: Path | None,
+        *,
+        ttl: float,
+        negative_ttl: float,
+        max_entries: int = 200_000,
+        prefetch_batch: int = 64,
+        background: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
+        self._drive = drive
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self._prefetch_batch = prefetch_batch
+        self._background = background
+        self._lock = threading.Lock()
+        self._cache: LRUCache[str, _Listing] = LRUCache(
+            maxsize=max_entries, getsizeof=lambda listing: len(listing.children) + 1
+        )
+        self._local: dict[str, dict[str, Item]] = {}  # parent id -> key -> placeholder
+        self._dirty: dict[str, _Listing | None] = {}  # None = delete the persisted row
+        self._inflight: dict[str, Future[_Listing]] = {}
+        self.hits = 0
+        self.misses = 0
+        self.fetches = 0
+        self._db_lock = threading.Lock()
+        self._db = _open_db(db_path)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def root(self) -> Item:
+        """The drive's top folder (remembered across restarts, so a restart costs no request)."""
+        with self._db_lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+        if row is not None:
+            return item_from_row(json.loads(row[0]))
+        item = self._drive.root()
+        with self._db_lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('root', ?)", (json.dumps(item_to_row(item)),)
+            )
+        return item
+
+    def children(self, folder: Item, *, max_age: float | None = None) -> list[Item]:
+        """The folder's entries: remote ones, with local placeholders in front of them.
+
+        ``max_age`` asks for a listing fetched more recently than the TTL requires.
+        """
+        listing = self._listing(folder, self.ttl if max_age is None else max_age)
+        with self._lock:
+            merged = dict(listing.children)
+            merged.update(self._local.get(folder.id, {}))
+        return list(merged.values())
+
+    def lookup(self, folder: Item, name: str) -> Item | None:
+        """The child called ``name`` (compared NFC + case-insensitively), or ``None``."""
+        key = names.key(name)
+        with self._lock:
+            local = self._local.get(folder.id, {}).get(key)
+        if local is not None:
+            return local
+        found = self._listing(folder, self.ttl).children.get(key)
+        if found is None:  # trust a miss only from a recent listing
+            found = self._listing(folder, self.negative_ttl).children.get(key)
+        return found
+
+    def folder_item(self, folder_id: str) -> Item:
+        """A folder's ``Item`` by id: from a cached listing, else asked of the drive."""
+        with self._lock:
+            listing = self._cached(folder_id)
+        return listing.folder if listing is not None else self._drive.stat(folder_id)
+
+    def known_folders(self, folder_id: str) -> list[Item]:
+        """Subfolders of a folder that this cache has seen, at any depth (no requests)."""
+        found: list[Item] = []
+        pending = [folder_id]
+        with self._lock:
+            while pending:
+                listing = self._cached(pending.pop())
+                for child in listing.children.values() if listing else ():
+                    if child.is_folder:
+                        found.append(child)
+                        pending.append(child.id)
+        return found
+
+    def path_of(self, folder_id: str, top_id: str) -> str | None:
+        """The path of a folder below ``top_id``, from cached listings only (None if unknown)."""
+        parts: list[str] = []
+        with self._lock:
+            current = folder_id
+            while current != top_id:
+                listing = self._cached(current)
+                if listing is None or len(parts) > 1000:
+                    return None
+                parts.append(names.to_local(listing.folder.name))
+                current = listing.folder.parent_id or ""
+        return "/" + "/".join(reversed(parts))
+
+    def known_files(self, folder_ids: Iterable[str]) -> list[Item]:
+        """Files directly inside the given folders, from cached listings only."""
+        with self._lock:
+            listings = [self._cache.get(f) for f in folder_ids]
+            return [
+                child
+                for listing in listings
+                if listing is not None
+                for child in listing.children.values()
+                if not child.is_folder
+            ]
+
+    # -- changes made through this mount ------------------------------------------------------
+
+    def put(self, parent_id: str, item: Item) -> None:
+        """Record a new or changed child (placeholders go to the local table)."""
+        key = name_key(item)
+        if not is_local(item):
+            self._ensure_loaded(parent_id)
+        with self._lock:
+            if is_local(item):
+                self._local.setdefault(parent_id, {})[key] = item
+                return
+            listing = self._cached(parent_id)
+            if listing is not None:
+                listing.children[key] = item
+                self._dirty[parent_id] = listing
+
+    def remove(self, parent_id: str, item: Item) -> None:
+        """Forget a child that was deleted, renamed away or uploaded under a new id."""
+        key = name_key(item)
+        self._ensure_loaded(parent_id)
+        with self._lock:
+            local = self._local.get(parent_id, {})
+            if key in local and local[key].id == item.id:
+                del local[key]
+                return
+            listing = self._cached(parent_id)
+            current = None if listing is None else listing.children.get(key)
+            if listing is not None and current is not None and current.id == item.id:
+                del listing.children[key]
+                self._dirty[parent_id] = listing
+
+    def created_folder(self, parent_id: str, folder: Item) -> None:
+        """A folder made here: known to be empty, so looking inside needs no request."""
+        self.put(parent_id, folder)
+        self._store(_Listing(folder, {}, time.time()))
+
+    def invalidate(self, folder_id: str) -> None:
+        """Fetch this folder again on next use (the stale copy still serves offline)."""
+        self._ensure_loaded(folder_id)
+        with self._lock:
+            listing = self._cached(folder_id)
+            if listing is not None:
+                listing.fetched = 0.0
+
+    def forget(self, folder_id: str) -> None:
+        """Drop a folder that no longer exists, from memory and disk."""
+        with self._lock:
+            self._cache.pop(folder_id, None)
+            self._dirty[folder_id] = None
+
+    def refresh(self, folder_ids: Sequence[str]) -> list[Item]:
+        """Fetch these folders now, in one request; returns their subfolders."""
+        listings = self._fetch(folder_ids)
+        return [c for listing in listings for c in listing.children.values() if c.is_folder]
+
+    # -- persistence and stats ----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write changed listings to SQLite."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, {}
+            rows = [(f, None if data is None else _listing_to(data)) for f, data in dirty.items()]
+        if not rows:
+            return
+        with self._db_lock, self._db:
+            for folder_id, data in rows:
+                if data is None:
+                    self._db.execute("DELETE FROM folders WHERE id = ?", (folder_id,))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder_id, data))
+
+    def close(self) -> None:
+        self.flush()
+        with self._db_lock:
+            self._db.close()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "entries": int(self._cache.currsize),
+                "folders": len(self._cache),
+                "hits": self.hits,
+                "misses": self.misses,
+                "fetches": self.fetches,
+            }
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _listing(self, folder: Item, max_age: float) -> _Listing:
+        now = time.time()
+        with self._lock:
+            listing = self._cached(folder.id)
+        if listing is None:
+            listing = self._load(folder.id)
+        if listing is not None and now - listing.fetched < max_age:
+            with self._lock:
+                self.hits += 1
+            return listing
+        with self._lock:
+            self.misses += 1
+        try:
+            fetched = self._fetch([folder.id])[0]
+        except _OFFLINE_ERRORS as error:
+            if listing is None:
+                raise
+            log.info("serving %s from cache: %s", folder.name or "/", error)
+            return listing
+        except NotFound:
+            self.forget(folder.id)
+            raise
+        if self._background is not None:
+            subfolders = [c for c in fetched.children.values() if c.is_folder]
+            if subfolders:
+                self._background(lambda: self._prefetch(subfolders))
+        return fetched
+
+    def _fetch(self, folder_ids: Sequence[str]) -> list[_Listing]:
+        """Fetch listings, sharing any fetch already in flight for the same folder."""
+        mine: dict[str, Future[_Listing]] = {}
+        waits: list[Future[_Listing]] = []
+        with self._lock:
+            for folder_id in folder_ids:
+                future = self._inflight.get(folder_id)
+                if future is None:
+                    future = mine[folder_id] = self._inflight[folder_id] = Future()
+                waits.append(future)
+        owned = list(mine)
+        if mine:
+            try:
+                results = self._drive.list_folders(list(mine))
+                with self._lock:
+                    self.fetches += 1
+                for result in results:
+                    listing = self._store(_from_listing(result))
+                    mine.pop(result.folder.id).set_result(listing)
+                for future in mine.values():  # the drive left one out
+                    future.set_exception(NotFound("folder missing from the answer"))
+            except BaseException as error:
+                for future in mine.values():
+                    if not future.done():
+                        future.set_exception(error)
+                raise
+            finally:
+                with self._lock:
+                    for folder_id in owned:
+                        del self._inflight[folder_id]
+        return [w.result() for w in waits]
+
+    def _prefetch(self, folders: list[Item]) -> None:
+        now = time.time()
+        with self._lock:
+            stale = [
+                f.id
+                for f in folders
+                if (cached := self._cache.get(f.id)) is None or now - cached.fetched >= self.ttl
+            ]
+        if not stale:
+            return
+        try:
+            self._fetch(stale[: self._prefetch_batch])
+        except Exception as error:  # a hint only: the demand path will ask again
+            log.debug("prefetch of %d folders failed: %s", len(stale), error)
+
+    def _ensure_loaded(self, folder_id: str) -> None:
+        """Bring a persisted listing into memory, so a change is applied to it, not lost."""
+        with self._lock:
+            cached = self._cached(folder_id) is not None
+        if not cached:
+            self._load(folder_id)
+
+    def _cached(self, folder_id: str) -> _Listing | None:
+        """The listing in memory, including one evicted but not yet written (hold ``_lock``)."""
+        return self._cache.get(folder_id) or self._dirty.get(folder_id)
+
+    def _store(self, listing: _Listing) -> _Listing:
+        with self._lock:
+            with contextlib.suppress(ValueError):  # larger than the cache: serve, don't keep
+                self._cache[listing.folder.id] = listing
+            self._dirty[listing.folder.id] = listing
+        return listing
+
+    def _load(self, folder_id: str) -> _Listing | None:
+        with self._db_lock:
+            row = self._db.execute("SELECT data FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        if row is None:
+            return None
+        listing = _listing_from(row[0])
+        with self._lock, contextlib.suppress(ValueError):
+            self._cache.setdefault(folder_id, listing)
+        return listing
+
+
+def _open_db(path: Path | None) -> sqlite3.Connection:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE IF NOT EXISTS folders (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.commit()
+    return db
+
+
+def _from_listing(listing: Listing) -> _Listing:
+    children = {
+        name_key(c): c for c in listing.children if not c.id.endswith(_TRASH_SUFFIX)
+    }
+    return _Listing(listing.folder, children, time.time())
+
+
+def item_to_row(item: Item) -> list[Any]:
+    return [
+        item.id, item.parent_id, item.name, item.kind.value, item.size, item.mtime, item.etag,
+        item.zone, item.docwsid,
+    ]
+
+
+def item_from_row(row: list[Any]) -> Item:
+    return Item(row[0], row[1], row[2], ItemKind(row[3]), *row[4:])
+
+
+def _listing_to(listing: _Listing) -> str:
+    return json.dumps(
+        {
+            "folder": item_to_row(listing.folder),
+            "fetched": listing.fetched,
+            "children": [item_to_row(c) for c in listing.children.values()],
+        },
+        separators=(",", ":"),
+    )
+
+
+def _listing_from(data: str) -> _Listing:
+    raw = json.loads(data)
+    children = (item_from_row(c) for c in raw["children"])
+    return _Listing(item_from_row(raw["folder"]), {name_key(c): c for c in children}, raw["fetched"])

@@ -1,0 +1,176 @@
+"""Serving reads from the block cache, fetching what is missing, ahead of a sequential reader.
+
+A read needs the blocks that cover it; cached ones are read from disk (only the
+slice asked for), missing ones are fetched as ranged reads, in parallel, and
+stored. Concurrent readers of one block share one fetch, so two processes
+reading the same file cost one download.
+
+Each open file has a ``ReadStream`` that decides how far to read ahead:
+
+- A read that starts where the previous one ended (give or take one window, as
+  the kernel's readahead requests arrive out of order from several threads) is
+  sequential. The window starts at one block and doubles on every sequential
+  read up to ``max_window``; blocks in ``[end, end + window)`` are fetched in the
+  background, each as its own ranged request, so a long read keeps several
+  requests in flight.
+- Any other read is random: the window collapses and only the blocks under the
+  request are fetched, so a seek into a large file never drags the whole file in.
+
+Demand fetches and read-ahead use separate thread pools, so a burst of
+read-ahead never queues in front of a read someone is waiting for; a demand
+read that finds its block queued for read-ahead takes it over.
+
+``_lock`` guards the in-flight table (and may take the content cache's lock
+inside it); streams are per handle and guarded by their own small lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from icloudfs.cache.content import ContentCache
+from icloudfs.drive.protocol import Drive
+from icloudfs.drive.types import Item
+
+log = logging.getLogger(__name__)
+
+_BlockKey = tuple[str, str, int]  # docwsid, etag, index
+
+
+@dataclass
+class ReadStream:
+    """Read-ahead state of one open file."""
+
+    next_offset: int = 0
+    window: int = 0
+    ahead_until: int = 0  # read-ahead has been scheduled up to this byte
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Reader:
+    """Reads file content through the block cache. See the module note."""
+
+    def __init__(
+        self,
+        drive: Drive,
+        cache: ContentCache,
+        *,
+        workers: int = 64,
+        ahead_workers: int = 16,
+        max_window: int = 64 << 20,
+    ) -> None:
+        self._drive = drive
+        self._cache = cache
+        self.block_size = cache.block_size
+        self.max_window = max(self.block_size, min(max_window, cache.limit // 4))
+        self._demand = ThreadPoolExecutor(workers, thread_name_prefix="icloudfs-read")
+        self._ahead = ThreadPoolExecutor(ahead_workers, thread_name_prefix="icloudfs-ahead")
+        self._lock = threading.Lock()
+        self._inflight: dict[_BlockKey, tuple[Future[bytes], bool]] = {}  # future, is read-ahead
+
+    def read(self, item: Item, offset: int, size: int, stream: ReadStream) -> bytes:
+        """Bytes ``[offset, offset+size)`` of this version of ``item`` (short at EOF)."""
+        end = min(offset + size, item.size)
+        if offset >= end:
+            return b""
+        self._read_ahead(item, offset, end, stream)
+        bs = self.block_size
+        first, last = offset // bs, (end - 1) // bs
+        pending: list[tuple[int, Future[bytes]]] = []
+        parts: dict[int, bytes] = {}
+        for index in range(first, last + 1):
+            start = offset - index * bs if index == first else 0
+            stop = end - index * bs if index == last else bs
+            cached = self._cache.read(item.docwsid, item.etag, index, start, stop - start)
+            if cached is not None and len(cached) == stop - start:
+                parts[index] = cached
+            else:
+                pending.append((index, self._fetch(item, index)))
+        for index, future in pending:
+            block = future.result()
+            start = offset - index * bs if index == first else 0
+            stop = end - index * bs if index == last else bs
+            parts[index] = block[start:stop]
+        return b"".join(parts[i] for i in range(first, last + 1))
+
+    def fetch_blocks(self, item: Item, length: int) -> list[Future[bytes]]:
+        """The blocks covering ``[0, length)``, fetched in parallel (to stage a file for writing)."""
+        count = (min(length, item.size) + self.block_size - 1) // self.block_size
+        return [self._block(item, index) for index in range(count)]
+
+    def close(self) -> None:
+        self._ahead.shutdown(wait=False, cancel_futures=True)
+        self._demand.shutdown(wait=True, cancel_futures=True)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _block(self, item: Item, index: int) -> Future[bytes]:
+        """One whole block, from the cache or fetched."""
+        length = min(self.block_size, item.size - index * self.block_size)
+        cached = self._cache.read(item.docwsid, item.etag, index, 0, length)
+        if cached is not None and len(cached) == length:
+            done: Future[bytes] = Future()
+            done.set_result(cached)
+            return done
+        return self._fetch(item, index)
+
+    def _read_ahead(self, item: Item, offset: int, end: int, stream: ReadStream) -> None:
+        with stream.lock:
+            sequential = abs(offset - stream.next_offset) <= max(stream.window, self.block_size)
+            if (sequential and offset > 0) or offset == 0 == stream.next_offset:
+                stream.window = min(max(stream.window * 2, self.block_size), self.max_window)
+            else:
+                stream.window = 0
+                stream.ahead_until = 0
+            stream.next_offset = max(end, stream.next_offset) if sequential else end
+            if not stream.window:
+                return
+            start = max(end, stream.ahead_until)
+            stop = min(end + stream.window, item.size)
+            stream.ahead_until = max(stream.ahead_until, stop)
+        bs = self.block_size
+        for index in range(start // bs, (stop + bs - 1) // bs):
+            if index * bs >= end:  # blocks under the request are fetched on demand
+                self._fetch_ahead(item, index)
+
+    def _fetch(self, item: Item, index: int) -> Future[bytes]:
+        """Start (or join) the download of a block the caller did not find in the cache."""
+        key = (item.docwsid, item.etag, index)
+        with self._lock:
+            existing = self._inflight.get(key)
+            if existing is not None:
+                future, was_ahead = existing
+                if not was_ahead or not future.cancel():
+                    return future  # running, or queued for a reader: share it
+            if not self._cache.contains(*key):
+                return self._start(key, item, index, ahead=False)
+        return self._block(item, index)  # it landed between the caller's look and now
+
+    def _fetch_ahead(self, item: Item, index: int) -> None:
+        key = (item.docwsid, item.etag, index)
+        with self._lock:
+            if key not in self._inflight and not self._cache.contains(*key):
+                self._start(key, item, index, ahead=True)
+
+    def _start(self, key: _BlockKey, item: Item, index: int, *, ahead: bool) -> Future[bytes]:
+        """Submit a download (hold ``_lock``)."""
+        future = (self._ahead if ahead else self._demand).submit(self._download, item, index)
+        self._inflight[key] = (future, ahead)
+        return future
+
+    def _download(self, item: Item, index: int) -> bytes:
+        key = (item.docwsid, item.etag, index)
+        try:
+            offset = index * self.block_size
+            data = self._drive.read(item, offset, min(self.block_size, item.size - offset))
+            self._cache.put(item.docwsid, item.etag, index, data)
+            return data
+        except Exception as error:
+            log.debug("block %d of %s: %s", index, item.name, error)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)

@@ -1,0 +1,610 @@
+"""Safe write-back: local staged copies, a durable journal, and uploads that never lose data.
+
+A file being written lives as a staged copy in the cache folder (``Entry``).
+Writes go to that copy at any offset; nothing is sent until the file has been
+closed for ``delay`` seconds (so a burst of writes, or an editor's save dance,
+costs one upload), or at once on ``fsync``, which returns only when the bytes
+are stored remotely.
+
+Durability: when a written file is closed (flush/release) the staged bytes are
+fdatasync'ed and its journal row (SQLite, synchronous=FULL) is committed before
+the call returns. On start every journal row is queued again, so a crash or a
+kill between close and upload only delays the upload. Pending uploads are
+never thrown away; ``drain`` uploads what it can in the time given and leaves
+the rest journaled.
+
+Replacing an existing file uses ``drive.replace`` with the etag the local copy
+was based on: the new bytes are stored before the old retire. If that etag is
+stale (someone else changed the file), the local version is uploaded beside it
+as ``name (conflict YYYY-MM-DD HHMMSS).ext`` and the entry follows that copy;
+nothing is overwritten. A failed upload keeps the local bytes and is retried
+with exponential backoff (2 s doubling to 5 min).
+
+Writes during an upload do not wait for it: the writer first copies the staged
+file (copy-on-write, only in that case) and the upload goes on from the old copy.
+
+Locks, in the order they may be taken:
+1. ``Entry.remote_lock``: held across drive calls that change this file
+   (upload, and the filesystem's rename/unlink of it), so they never interleave.
+2. ``Entry.lock``: the entry's fields and staged file descriptor (short holds).
+3. ``WriteBack._lock`` (with its condition ``_wake``): the index, the queue, stats.
+Metadata and content caches have their own leaf locks. No drive call is made
+while holding 2 or 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from icloudfs.cache.content import ContentCache
+from icloudfs.cache.metadata import (
+    LOCAL_PREFIX,
+    MetadataCache,
+    is_local,
+    item_from_row,
+    item_to_row,
+)
+from icloudfs.cache.prefetch import Reader
+from icloudfs.drive.protocol import Drive
+from icloudfs.drive.types import Item, ItemKind
+from icloudfs.errors import AlreadyExists, Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_FIRST = 2.0
+_BACKOFF_MAX = 300.0
+
+
+@dataclass(eq=False)
+class Entry:
+    """A file with a local staged copy (new, or changed since it was read)."""
+
+    key: str
+    parent_id: str
+    name: str  # remote form
+    base: Item | None  # the remote version the local bytes started from; None = new file
+    mtime: float
+    path: Path
+    size: int = 0
+    generation: int = 0  # bumped on every change
+    stored_generation: int = 0  # the generation last uploaded (or staged from the drive)
+    journaled_generation: int = -1
+    writers: int = 0
+    handles: int = 0
+    deleted: bool = False
+    uploading: Path | None = None
+    failures: int = 0
+    last_error: str = ""
+    fd: int = -1
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    remote_lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def item_id(self) -> str:
+        return self.base.id if self.base is not None else LOCAL_PREFIX + self.key
+
+    @property
+    def dirty(self) -> bool:
+        return self.generation != self.stored_generation and not self.deleted
+
+    def item(self) -> Item:
+        """How the file looks now: its remote item (or a placeholder) with local size and mtime."""
+        if self.base is not None:
+            return dataclasses.replace(self.base, size=self.size, mtime=self.mtime)
+        return Item(
+            self.item_id, self.parent_id, self.name, ItemKind.FILE, self.size, self.mtime, "",
+            "", self.key,
+        )
+
+
+class WriteBack:
+    """Staged files, their journal and the upload queue. See the module note."""
+
+    def __init__(
+        self,
+        drive: Drive,
+        meta: MetadataCache,
+        content: ContentCache,
+        reader: Reader,
+        folder: Path,
+        *,
+        delay: float,
+        workers: int = 4,
+    ) -> None:
+        self._drive = drive
+        self._meta = meta
+        self._content = content
+        self._reader = reader
+        self.delay = delay
+        self._files = folder / "staged"
+        self._files.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(folder / "journal.db"), check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data TEXT)")
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._by_id: dict[str, Entry] = {}
+        self._due: dict[str, float] = {}  # entry key -> monotonic time to upload
+        self._live: dict[str, Entry] = {}  # entry key -> entry
+        self._stage_locks: dict[str, threading.Lock] = {}
+        self._tombstones: set[str] = set()  # ids of remote files deleted here
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="icloudfs-upload")
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._draining = 0
+        self.uploaded = 0
+        self.conflicts = 0
+        self.last_error = ""
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Queue every journaled entry again, then start the scheduler."""
+        rows = self._db.execute("SELECT key, data FROM entries").fetchall()
+        known = set()
+        for key, data in rows:
+            entry = self._entry_from(key, json.loads(data))
+            if entry is None:
+                continue
+            known.add(entry.path.name)
+            self._index(entry)
+            if entry.base is None:
+                self._meta.put(entry.parent_id, entry.item())
+            self._queue(entry, 0.0)
+        for stray in self._files.iterdir():  # copies that a crash left unreferenced
+            if stray.name not in known:
+                stray.unlink()
+        if rows:
+            log.info("write-back: resuming %d pending upload(s)", len(rows))
+        self._thread = threading.Thread(target=self._schedule, name="icloudfs-writeback", daemon=True)
+        self._thread.start()
+
+    def drain(self, timeout: float, progress: Callable[[int], None] | None = None) -> bool:
+        """Upload everything pending now; True when nothing is left within ``timeout``.
+
+        A ``timeout`` of 0 only reports: nothing is started.
+        """
+        if timeout <= 0:
+            return self.pending() == 0
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            self._draining += 1  # files closed meanwhile are queued without delay
+            for entry in self._live.values():
+                if entry.dirty:
+                    self._due[entry.key] = 0.0
+            self._wake.notify_all()
+        try:
+            while True:
+                left = self.pending()
+                if progress is not None:
+                    progress(left)
+                if left == 0:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+        finally:
+            with self._wake:
+                self._draining -= 1
+
+    def close(self) -> None:
+        """Stop scheduling; whatever was not uploaded stays in the journal."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            entries = list(self._live.values())
+        for entry in entries:
+            with entry.lock:
+                if entry.fd >= 0:
+                    os.close(entry.fd)
+                    entry.fd = -1
+        self._db.close()
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def entry_for(self, item_id: str) -> Entry | None:
+        with self._lock:
+            return self._by_id.get(item_id)
+
+    def create(self, parent_id: str, name: str, mtime: float) -> Entry:
+        """A new, empty local file; it shows in its folder at once."""
+        entry = self._new_entry(parent_id, name, None, mtime)
+        entry.generation = 1  # a new file is uploaded even if it stays empty
+        self._index(entry)
+        self._meta.put(parent_id, entry.item())
+        return entry
+
+    def stage(self, item: Item, keep: int) -> Entry:
+        """The entry of a remote file, copying its first ``keep`` bytes when there is none yet."""
+        with self._lock:
+            entry = self._by_id.get(item.id)
+            lock = self._stage_locks.setdefault(item.id, threading.Lock())
+        if entry is not None:
+            return entry
+        with lock:
+            entry = self.entry_for(item.id)
+            if entry is not None:
+                return entry
+            entry = self._new_entry(item.parent_id or "", item.name, item, item.mtime)
+            keep = min(keep, item.size)
+            bs = self._reader.block_size
+            try:
+                for index, future in enumerate(self._reader.fetch_blocks(item, keep)):
+                    os.pwrite(entry.fd, future.result()[: keep - index * bs], index * bs)
+            except BaseException:
+                os.close(entry.fd)
+                entry.path.unlink(missing_ok=True)
+                raise
+            entry.size = keep
+            with self._lock:
+                entry.deleted = item.id in self._tombstones  # unlinked while still open
+            self._index(entry)
+        with self._lock:
+            self._stage_locks.pop(item.id, None)
+        return entry
+
+    def deleted(self, item_id: str) -> None:
+        """A remote file without a staged copy was deleted: a handle still open on it may write,
+        but must not bring it back."""
+        with self._lock:
+            if len(self._tombstones) > 10_000:
+                self._tombstones.clear()
+            self._tombstones.add(item_id)
+
+    def attach(self, entry: Entry, *, writer: bool) -> bool:
+        """A file handle starts using this entry; False if it was retired since it was looked up
+        (its upload finished and nothing held it open)."""
+        with entry.lock:
+            if entry.fd < 0:
+                return False
+            entry.handles += 1
+            entry.writers += writer
+        return True
+
+    def release(self, entry: Entry, *, writer: bool) -> None:
+        """A file handle is closed: make its changes durable and queue the upload."""
+        self.flush(entry)
+        with entry.lock:
+            entry.handles -= 1
+            entry.writers -= writer
+            idle = entry.writers == 0
+        if entry.dirty and idle:
+            self._queue(entry, self.delay)
+        self._drop_if_done(entry)
+
+    def flush(self, entry: Entry) -> None:
+        """Journal the entry (after syncing its bytes) if it changed since last journaled."""
+        with entry.lock:
+            if not entry.dirty or entry.journaled_generation == entry.generation:
+                return
+            os.fdatasync(entry.fd)
+            generation, data = entry.generation, self._entry_to(entry)
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?)", (entry.key, data))
+        with entry.lock:
+            entry.journaled_generation = max(entry.journaled_generation, generation)
+
+    def sync(self, entry: Entry) -> None:
+        """Upload now and return once stored (fsync); raises what the upload raised."""
+        self.flush(entry)
+        with self._lock:
+            self._due.pop(entry.key, None)
+        self._upload(entry, raise_errors=True)
+
+    def read(self, entry: Entry, offset: int, size: int) -> bytes:
+        with entry.lock:
+            return os.pread(entry.fd, size, offset)
+
+    def write(self, entry: Entry, offset: int, data: bytes) -> int:
+        with entry.lock:
+            self._own_copy(entry)
+            written = os.pwrite(entry.fd, data, offset)
+            entry.size = max(entry.size, offset + written)
+            entry.generation += 1
+            entry.mtime = time.time()
+        return written
+
+    def truncate(self, entry: Entry, length: int) -> None:
+        with entry.lock:
+            self._own_copy(entry)
+            os.ftruncate(entry.fd, length)
+            entry.size = length
+            entry.generation += 1
+            entry.mtime = time.time()
+        if entry.writers == 0:  # truncate(1) without an open handle
+            self.flush(entry)
+            self._queue(entry, self.delay)
+
+    def set_mtime(self, entry: Entry, mtime: float) -> None:
+        """The mtime the upload will carry (iCloud sets mtime only at upload)."""
+        with entry.lock:
+            entry.mtime = mtime
+            entry.journaled_generation = -1
+        if entry.dirty and entry.writers == 0:
+            self.flush(entry)
+
+    def relocate(self, entry: Entry, parent_id: str, name: str, base: Item | None) -> None:
+        """The file was renamed or moved (caller holds ``remote_lock``)."""
+        with entry.lock:
+            before = entry.item()
+            entry.parent_id, entry.name, entry.base = parent_id, name, base
+            entry.journaled_generation = -1
+            after = entry.item()
+        with self._lock:
+            self._by_id.pop(before.id, None)
+            self._by_id[after.id] = entry
+        if is_local(before):
+            self._meta.remove(before.parent_id or "", before)
+        if is_local(after):
+            self._meta.put(parent_id, after)
+        if entry.dirty and entry.writers == 0:
+            self.flush(entry)
+
+    def discard(self, entry: Entry) -> None:
+        """The file was deleted or overwritten: its pending upload is void (hold ``remote_lock``)."""
+        with entry.lock:
+            entry.deleted = True
+            placeholder = entry.item()
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM entries WHERE key = ?", (entry.key,))
+            self._due.pop(entry.key, None)
+            if self._by_id.get(placeholder.id) is entry:
+                del self._by_id[placeholder.id]
+        if entry.base is None:
+            self._meta.remove(entry.parent_id, placeholder)
+        self._drop_if_done(entry)
+
+    # -- stats --------------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(1 for e in self._live.values() if e.dirty)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Pending uploads, one dict each: parent_id, name, size, state, attempts, last_error."""
+        with self._lock:
+            live = [e for e in self._live.values() if e.dirty]
+        return [
+            {
+                "parent_id": e.parent_id,
+                "name": e.name,
+                "size": e.size,
+                "state": "uploading" if e.uploading else "failed" if e.failures else
+                "open" if e.writers else "queued",
+                "attempts": e.failures,
+                "last_error": e.last_error or None,
+            }
+            for e in live
+        ]
+
+    def retry_failed(self) -> int:
+        """Queue every failed upload for now instead of after its backoff; returns how many."""
+        with self._wake:
+            failed = [e for e in self._live.values() if e.dirty and e.failures and not e.writers]
+            for entry in failed:
+                self._due[entry.key] = 0.0
+            self._wake.notify_all()
+        return len(failed)
+
+    def pinned_bytes(self) -> int:
+        with self._lock:
+            return sum(e.size for e in self._live.values())
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            live = list(self._live.values())
+            uploaded, conflicts, last_error = self.uploaded, self.conflicts, self.last_error
+        return {
+            "queued": sum(1 for e in live if e.dirty and e.uploading is None),
+            "in_progress": sum(1 for e in live if e.uploading is not None),
+            "failed": sum(1 for e in live if e.dirty and e.failures),
+            "uploaded": uploaded,
+            "conflicts": conflicts,
+            "staged_bytes": sum(e.size for e in live),
+            "last_error": last_error,
+        }
+
+    # -- uploading ----------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        with self._wake:
+            while not self._stopping:
+                now = time.monotonic()
+                for key, when in list(self._due.items()):
+                    entry = self._live.get(key)
+                    if entry is None or not entry.dirty or entry.writers:
+                        del self._due[key]  # release() queues it again
+                    elif when <= now:
+                        del self._due[key]
+                        self._pool.submit(self._upload, entry, raise_errors=False)
+                wait = min(self._due.values(), default=now + 60.0) - now
+                self._wake.wait(max(0.01, wait))
+
+    def _queue(self, entry: Entry, delay: float, *, backoff: bool = False) -> None:
+        """Upload after ``delay`` (at once while draining, unless this is a retry's backoff)."""
+        with self._wake:
+            if not self._stopping:
+                hurry = self._draining and not backoff
+                self._due[entry.key] = time.monotonic() + (0.0 if hurry else delay)
+                self._wake.notify_all()
+
+    def _upload(self, entry: Entry, *, raise_errors: bool) -> None:
+        with entry.remote_lock:
+            with entry.lock:
+                if not entry.dirty:
+                    return
+                generation, source, base = entry.generation, entry.path, entry.base
+                parent_id, name, mtime = entry.parent_id, entry.name, entry.mtime
+                entry.uploading = source
+            try:
+                stored, conflict = self._store(base, parent_id, name, source, mtime)
+            except Exception as error:
+                self._failed(entry, error)
+                if raise_errors:
+                    raise
+                return
+            self._stored(entry, generation, source, stored, conflict)
+
+    def _store(
+        self, base: Item | None, parent_id: str, name: str, source: Path, mtime: float
+    ) -> tuple[Item, bool]:
+        """Upload; returns the stored item and whether it went to a conflict copy."""
+        parent = self._meta.folder_item(parent_id)
+        try:
+            if base is None:
+                return self._drive.upload(parent, name, source, mtime), False
+            try:
+                return self._drive.replace(base, source, mtime), False
+            except NotFound:  # deleted remotely meanwhile: the local bytes bring it back
+                return self._drive.upload(parent, name, source, mtime), False
+        except (Conflict, AlreadyExists) as why:
+            log.warning("conflict on %s (%s): keeping the local version as a copy", name, why)
+        now = datetime.now()
+        for attempt in range(1, 100):
+            try:
+                copy = self._drive.upload(parent, conflict_name(name, now, attempt), source, mtime)
+            except AlreadyExists:
+                continue
+            log.warning("conflict: %s changed remotely; local version saved as %s", name, copy.name)
+            return copy, True
+        raise AlreadyExists(f"no free name for a conflict copy of {name}")
+
+    def _stored(
+        self, entry: Entry, generation: int, source: Path, stored: Item, conflict: bool
+    ) -> None:
+        with entry.lock:
+            before = entry.item()
+            entry.uploading = None
+            entry.failures = 0
+            entry.base = stored
+            entry.stored_generation = generation
+            if conflict:
+                entry.name = stored.name
+            unchanged = entry.path == source and entry.generation == generation
+            superseded = entry.path != source
+        with self._lock:
+            self.uploaded += 1
+            self.conflicts += conflict
+            self._by_id.pop(before.id, None)
+            self._by_id[stored.id] = entry
+        if superseded:
+            source.unlink(missing_ok=True)
+        self._meta.remove(entry.parent_id, before)
+        self._meta.put(entry.parent_id, stored)
+        if conflict:
+            self._meta.invalidate(entry.parent_id)
+        if unchanged:
+            self._content.import_file(stored.docwsid, stored.etag, source)
+        if entry.dirty:  # written again during the upload
+            with entry.lock:
+                entry.journaled_generation = -1
+            self.flush(entry)
+            if entry.writers == 0:
+                self._queue(entry, self.delay)
+        else:
+            with self._lock, self._db:
+                self._db.execute("DELETE FROM entries WHERE key = ?", (entry.key,))
+        self._drop_if_done(entry)
+
+    def _failed(self, entry: Entry, error: Exception) -> None:
+        with entry.lock:
+            entry.uploading = None
+            entry.failures += 1
+            entry.last_error = f"{type(error).__name__}: {error}"
+            backoff = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (entry.failures - 1))
+        with self._lock:
+            self.last_error = f"{entry.name}: {entry.last_error}"
+        log.warning("upload of %s failed (%s); retrying in %.0f s", entry.name, error, backoff)
+        self._queue(entry, backoff, backoff=True)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _new_entry(self, parent_id: str, name: str, base: Item | None, mtime: float) -> Entry:
+        key = uuid.uuid4().hex
+        path = self._files / f"{key}.0"
+        entry = Entry(key, parent_id, name, base, mtime, path)
+        entry.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        return entry
+
+    def _own_copy(self, entry: Entry) -> None:
+        """Before changing a file that is being uploaded, move to a copy (hold ``entry.lock``)."""
+        if entry.uploading is None or entry.uploading != entry.path:
+            return
+        count = int(entry.path.suffix[1:]) + 1
+        path = entry.path.with_suffix(f".{count}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        copied = 0
+        while copied < entry.size:
+            copied += os.copy_file_range(entry.fd, fd, entry.size - copied, copied, copied)
+        os.close(entry.fd)
+        entry.fd, entry.path = fd, path
+        entry.journaled_generation = -1
+
+    def _index(self, entry: Entry) -> None:
+        with self._lock:
+            self._live[entry.key] = entry
+            self._by_id[entry.item_id] = entry
+
+    def _drop_if_done(self, entry: Entry) -> None:
+        """Forget an entry that is clean (or deleted) and no longer open."""
+        with entry.lock:
+            if entry.dirty or entry.handles or entry.uploading is not None or entry.fd < 0:
+                return
+            os.close(entry.fd)
+            entry.fd = -1
+            path = entry.path
+        with self._lock:
+            self._live.pop(entry.key, None)
+            if self._by_id.get(entry.item_id) is entry:
+                del self._by_id[entry.item_id]
+        path.unlink(missing_ok=True)
+
+    def _entry_to(self, entry: Entry) -> str:
+        return json.dumps(
+            {
+                "parent_id": entry.parent_id,
+                "name": entry.name,
+                "base": None if entry.base is None else item_to_row(entry.base),
+                "mtime": entry.mtime,
+                "file": entry.path.name,
+            }
+        )
+
+    def _entry_from(self, key: str, data: dict[str, Any]) -> Entry | None:
+        path = self._files / data["file"]
+        if not path.exists():
+            log.error("write-back: staged copy of %s is missing; dropping it", data["name"])
+            with self._lock, self._db:
+                self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
+            return None
+        base = None if data["base"] is None else item_from_row(data["base"])
+        entry = Entry(key, data["parent_id"], data["name"], base, data["mtime"], path)
+        entry.fd = os.open(path, os.O_RDWR)
+        entry.size = os.fstat(entry.fd).st_size
+        entry.generation, entry.stored_generation, entry.journaled_generation = 1, 0, 1
+        return entry
+
+
+def conflict_name(name: str, when: datetime, attempt: int = 1) -> str:
+    """``report.txt`` -> ``report (conflict 2026-01-31 235959).txt`` (`` 2``, `` 3``... after)."""
+    stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    counter = f" {attempt}" if attempt > 1 else ""
+    return f"{stem} (conflict {when:%Y-%m-%d %H%M%S}{counter}){dot}{ext}"

@@ -1,0 +1,66 @@
+"""Four corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
+
+- ``readdir``: mfusepy fills entries without attributes and with flags 0, so
+  ``ls -l`` costs a GETATTR per entry. When the kernel asks for READDIR_PLUS we
+  fill every entry with its full ``stat`` and FUSE_FILL_DIR_PLUS; libfuse 3.14
+  keeps those attributes only for non-zero offsets, so entry ``i`` carries
+  offset ``i + 1`` (which is also where the next call resumes).
+- ``truncate`` and ``utimens``: mfusepy drops the file handle, so ``ftruncate``
+  or ``futimens`` (which the kernel's writeback cache sends on close) on a file
+  unlinked while open (``hard_remove``, no path) would have no way to find it.
+- ``rename``: mfusepy drops the flags, which would turn ``RENAME_NOREPLACE``
+  into a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import mfusepy
+
+FUSE_READDIR_PLUS = 1
+FUSE_FILL_DIR_PLUS = 2
+
+
+class Fuse(mfusepy.FUSE):  # type: ignore[misc]
+    """``mfusepy.FUSE`` with the corrections above; everything else is unchanged."""
+
+    def readdir_fuse_3(
+        self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
+    ) -> int:
+        fill_flags = FUSE_FILL_DIR_PLUS if flags & FUSE_READDIR_PLUS else 0
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        entries = self.operations.readdir_with_offset(decoded, offset, fip.contents.fh)
+        st = mfusepy.c_stat()
+        for index, (name, attrs) in enumerate(entries, start=offset + 1):
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            mfusepy.set_st_attrs(st, attrs, use_ns=True)
+            encoded = name.encode(self.encoding, self.errors)
+            if filler(buf, encoded, ctypes.byref(st), index, fill_flags) != 0:
+                break
+        return 0
+
+    def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
+        fh = fip.contents.fh if fip else None
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        result: int = self.operations.truncate(decoded, length, fh)
+        return result
+
+    def utimens_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        times = None
+        if buf:
+            times = (
+                mfusepy.time_of_timespec(buf.contents.actime, use_ns=True),
+                mfusepy.time_of_timespec(buf.contents.modtime, use_ns=True),
+            )
+        fh = fip.contents.fh if fip else None
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        result: int = self.operations.utimens(decoded, times, fh)
+        return result
+
+    def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+        result: int = self.operations.rename(
+            old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
+        )
+        return result

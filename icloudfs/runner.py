@@ -1,0 +1,191 @@
+"""Assembling a running icloudfs: account -> iCloud drive -> FUSE mount (-> control plane).
+
+``mount`` without ``--foreground`` starts the same command again with
+``--foreground`` in a new session, detached from the terminal, and returns
+only once the mountpoint is live (like gcsfuse and mount-s3), or with the
+child's log when it failed. A fresh process is simpler and safer than forking
+a process that already runs threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from icloudfs import config
+from icloudfs.config import Settings
+from icloudfs.control.server import ControlServer, ControlStartError
+from icloudfs.control.service import ControlService
+from icloudfs.control.tokens import TokenStore
+from icloudfs.errors import AuthRequired
+from icloudfs.fuse.mount import Mount, MountOptions, run_mount, unmount
+from icloudfs.icloud.account import Account, AuthState
+from icloudfs.icloud.drive import ICloudDrive
+
+log = logging.getLogger(__name__)
+
+MOUNT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in (or waiting-to-be) account and its drive."""
+
+    settings: Settings
+    account: Account
+    drive: ICloudDrive
+
+
+def open_session(settings: Settings) -> Session:
+    """Resume the saved session without prompting; a mount can wait for a sign-in later."""
+    if not settings.apple_id:
+        raise AuthRequired("No Apple ID is configured: run `icloudfs login` first.")
+    account = Account(
+        settings.apple_id,
+        session_dir=config.session_dir(),
+        endpoint=settings.endpoint or None,
+        ca_file=settings.ca_file or None,
+    )
+    state = account.resume()
+    if state is not AuthState.SIGNED_IN:
+        log.warning(
+            "account %s is %s: the mount serves cached data until you sign in "
+            "(`icloudfs login` or the control plane)",
+            settings.apple_id,
+            state.value,
+        )
+    return Session(settings, account, ICloudDrive(account, ca_file=settings.ca_file or None))
+
+
+def mount_options(settings: Settings, mountpoint: Path, **flags: object) -> MountOptions:
+    """MountOptions from the settings (sizes and durations parsed) plus per-mount flags."""
+    return MountOptions(
+        mountpoint=mountpoint.resolve(),
+        folder=settings.folder,
+        cache_dir=Path(settings.cache_dir) / account_slug(settings),
+        cache_size=config.parse_size(settings.cache_size),
+        metadata_ttl=config.parse_duration(settings.metadata_ttl),
+        negative_ttl=config.parse_duration(settings.negative_ttl),
+        write_back=config.parse_duration(settings.write_back),
+        **flags,  # type: ignore[arg-type]
+    )
+
+
+def account_slug(settings: Settings) -> str:
+    """Each account (and endpoint) gets its own cache: every iCloud drive has the same root id."""
+    digest = hashlib.sha256(f"{settings.endpoint}|{settings.apple_id}".encode()).hexdigest()[:8]
+    readable = "".join(c if c.isalnum() else "_" for c in settings.apple_id) or "default"
+    return f"{readable}-{digest}"
+
+
+def run_foreground(
+    session: Session, options: MountOptions, on_ready: Callable[[], None] | None = None
+) -> int:
+    """Mount until a signal or an external unmount, with the control plane beside it.
+
+    A pid file lets ``unmount`` find this process.
+    """
+    pid_file = mount_log(options.mountpoint).with_suffix(".pid")
+    control: list[ControlServer] = []
+
+    def ready(mount: Mount) -> None:
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(str(os.getpid()))
+        service = ControlService(
+            settings=session.settings,
+            tokens=TokenStore(),
+            account=session.account,
+            filesystem=mount.filesystem,
+        )
+        server = ControlServer(service)
+        try:
+            server.start()
+        except ControlStartError as error:
+            log.error("control plane not started (the mount works without it): %s", error)
+        else:
+            control.append(server)
+            log.info("control plane on %s", server.address)
+        if on_ready is not None:
+            on_ready()
+
+    try:
+        return run_mount(session.drive, options, on_ready=ready)
+    finally:
+        for server in control:
+            server.stop()
+        pid_file.unlink(missing_ok=True)
+
+
+def stop(mountpoint: Path, *, force: bool = False) -> int:
+    """Unmount: the daemon stores pending uploads first, unless ``force`` (they stay journaled)."""
+    pid = _daemon_pid(mountpoint)
+    if force or pid is None:
+        unmount(mountpoint, force=force)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        started = time.monotonic()
+        while _alive(pid):
+            waited = time.monotonic() - started
+            if waited > 2 and int(waited * 10) % 50 == 0:
+                print(f"waiting for pending uploads to be stored ({waited:.0f} s)...", file=sys.stderr)
+            time.sleep(0.1)
+    print(f"Unmounted {mountpoint}" + (" (pending uploads resume on the next mount)" if force else ""))
+    return 0
+
+
+def _daemon_pid(mountpoint: Path) -> int | None:
+    try:
+        pid = int(mount_log(mountpoint).with_suffix(".pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def daemonize(argv: Sequence[str], mountpoint: Path) -> int:
+    """Re-run ``icloudfs`` with ``--foreground`` detached; return once the mount is live."""
+    log_path = mount_log(mountpoint)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "icloudfs", *argv, "--foreground"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + MOUNT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if os.path.ismount(mountpoint):
+            print(f"Mounted on {mountpoint} (pid {child.pid}, log {log_path})")
+            return 0
+        if child.poll() is not None:
+            break
+        time.sleep(0.1)
+    else:
+        child.terminate()
+    tail = log_path.read_text(errors="replace").splitlines()[-15:]
+    print(f"icloudfs: mounting {mountpoint} failed; log {log_path}:", *tail, sep="\n  ", file=sys.stderr)
+    return 1
+
+
+def mount_log(mountpoint: Path) -> Path:
+    """One log file per mountpoint in the state dir."""
+    digest = hashlib.sha256(str(mountpoint.resolve()).encode()).hexdigest()[:12]
+    return config.state_dir() / "logs" / f"mount-{mountpoint.name or 'root'}-{digest}.log"

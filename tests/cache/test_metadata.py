@@ -1,0 +1,120 @@
+"""Metadata cache: TTLs, negative window, shared fetches, batched prefetch, persistence, offline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from icloudfs.cache.metadata import MetadataCache
+from icloudfs.drive.memory import MemoryDrive
+from icloudfs.errors import Unavailable
+
+
+def _cache(drive: MemoryDrive, path: Path | None, **options: float) -> MetadataCache:
+    options.setdefault("ttl", 60.0)
+    options.setdefault("negative_ttl", 5.0)
+    return MetadataCache(drive, path, **options)
+
+
+def test_lookups_hit_the_cached_listing(drive: MemoryDrive) -> None:
+    drive.add_file("a/x", b"1")
+    meta = _cache(drive, None)
+    root = meta.root()
+    folder = meta.lookup(root, "a")
+    assert folder is not None
+    assert meta.lookup(folder, "X") is not None
+    assert meta.lookup(folder, "x") is not None
+    assert drive.calls["list_folders"] == 2
+    assert (meta.stats()["hits"], meta.stats()["misses"]) == (1, 2)
+
+
+def test_a_miss_is_trusted_only_within_the_negative_ttl(drive: MemoryDrive) -> None:
+    meta = _cache(drive, None, negative_ttl=0.2)
+    root = meta.root()
+    assert meta.lookup(root, "late") is None
+    drive.add_file("late", b"x")
+    assert meta.lookup(root, "late") is None  # the fresh listing says so
+    time.sleep(0.25)
+    assert meta.lookup(root, "late") is not None  # one refetch after the window
+    assert drive.calls["list_folders"] == 2
+
+
+def test_concurrent_lookups_share_one_fetch(drive: MemoryDrive) -> None:
+    drive.add_file("f", b"x")
+    drive.latency = 0.1
+    meta = _cache(drive, None)
+    root = meta.root()
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(meta.lookup(root, "f"))) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r is not None for r in results)
+    assert drive.calls["list_folders"] == 1
+
+
+def test_listing_a_folder_prefetches_its_subfolders_in_one_request(drive: MemoryDrive) -> None:
+    for i in range(10):
+        drive.add_file(f"top/sub{i}/file", b"x")
+    jobs: list[Callable[[], None]] = []
+    meta = MetadataCache(drive, None, ttl=60.0, negative_ttl=5.0, background=jobs.append)
+    top = meta.lookup(meta.root(), "top")
+    assert top is not None
+    meta.children(top)
+    for job in jobs:
+        job()
+    calls = drive.calls["list_folders"]
+    assert calls == 3  # root, top, then all ten subfolders at once
+    for i in range(10):
+        sub = meta.lookup(top, f"sub{i}")
+        assert sub is not None and meta.lookup(sub, "file") is not None
+    assert drive.calls["list_folders"] == calls
+
+
+def test_listings_persist_and_serve_offline(drive: MemoryDrive, tmp_path: Path) -> None:
+    drive.add_file("docs/a", b"x")
+    first = _cache(drive, tmp_path / "m.db")
+    docs = first.lookup(first.root(), "docs")
+    assert docs is not None and first.lookup(docs, "a") is not None
+    first.close()
+
+    drive.reset_calls()
+    warm = _cache(drive, tmp_path / "m.db")
+    docs = warm.lookup(warm.root(), "docs")
+    assert docs is not None and warm.lookup(docs, "a") is not None
+    assert sum(drive.calls.values()) == 0  # a restart within the TTL costs no request
+    warm.close()
+
+    drive.fail("list_folders", Unavailable("offline"), times=10)
+    offline = _cache(drive, tmp_path / "m.db", ttl=0.0)
+    docs = offline.lookup(offline.root(), "docs")
+    assert docs is not None and [c.name for c in offline.children(docs)] == ["a"]
+
+
+def test_local_changes_apply_to_persisted_listings(drive: MemoryDrive, tmp_path: Path) -> None:
+    drive.add_file("docs/a", b"x")
+    first = _cache(drive, tmp_path / "m.db")
+    docs = first.lookup(first.root(), "docs")
+    assert docs is not None
+    first.children(docs)
+    first.close()
+    second = _cache(drive, tmp_path / "m.db")
+    new = drive.add_file("docs/b", b"y")
+    second.put(docs.id, new)  # the listing is on disk only: it must still learn of b
+    assert second.lookup(docs, "b") == new
+
+
+def test_the_lru_is_bounded_in_entries(drive: MemoryDrive) -> None:
+    for i in range(5):
+        drive.add_file(f"f{i}/a", b"x")
+        drive.add_file(f"f{i}/b", b"x")
+    meta = _cache(drive, None, max_entries=7)
+    root = meta.root()
+    for i in range(5):
+        folder = meta.lookup(root, f"f{i}")
+        assert folder is not None
+        meta.children(folder)
+    assert meta.stats()["entries"] <= 7

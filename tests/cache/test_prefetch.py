@@ -1,0 +1,81 @@
+"""Reader: block-aligned fetches, shared in-flight blocks, read-ahead only for sequential reads."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from icloudfs.cache.content import ContentCache
+from icloudfs.cache.prefetch import Reader, ReadStream
+from icloudfs.drive.memory import MemoryDrive
+
+BLOCK = 1 << 20
+
+
+def _reader(tmp_path: Path, drive: MemoryDrive, limit: int = 256 << 20) -> Reader:
+    return Reader(drive, ContentCache(tmp_path, limit), max_window=8 << 20)
+
+
+def _wait_for(condition: object, timeout: float = 5.0) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_random_reads_fetch_only_the_blocks_under_them(tmp_path: Path, drive: MemoryDrive) -> None:
+    data = os.urandom(40 * BLOCK)
+    item = drive.add_file("f", data)
+    reader = _reader(tmp_path, drive)
+    for offset in (30 * BLOCK + 5, 3 * BLOCK + 7, 17 * BLOCK - 100):
+        assert reader.read(item, offset, 4096, ReadStream()) == data[offset : offset + 4096]
+    time.sleep(0.1)
+    assert drive.calls["read"] == 4  # the last read straddles two blocks
+    reader.close()
+
+
+def test_sequential_reads_grow_a_read_ahead_window(tmp_path: Path, drive: MemoryDrive) -> None:
+    data = os.urandom(32 * BLOCK)
+    item = drive.add_file("f", data)
+    reader = _reader(tmp_path, drive)
+    stream = ReadStream()
+    chunk = 128 << 10
+    for offset in range(0, 4 * BLOCK, chunk):
+        assert reader.read(item, offset, chunk, stream) == data[offset : offset + chunk]
+    assert stream.window == 8 << 20  # doubled up to the maximum
+    _wait_for(lambda: drive.calls["read"] >= 12)
+    assert 12 <= drive.calls["read"] <= 13  # four read + up to eight ahead, nothing twice
+    before = drive.calls["read"]
+    assert reader.read(item, 5 * BLOCK, chunk, stream) == data[5 * BLOCK : 5 * BLOCK + chunk]
+    _wait_for(lambda: drive.calls["read"] >= before + 2)
+    assert drive.calls["read"] == before + 2  # block 5 was ahead already; the window slides by 2
+    reader.close()
+
+
+def test_concurrent_readers_share_one_download(tmp_path: Path, drive: MemoryDrive) -> None:
+    data = os.urandom(BLOCK)
+    item = drive.add_file("f", data)
+    drive.latency = 0.1
+    reader = _reader(tmp_path, drive)
+    results: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(reader.read(item, 0, BLOCK, ReadStream())))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [data] * 8
+    assert drive.calls["read"] == 1
+    reader.close()
+
+
+def test_reads_stop_at_the_end_of_the_file(tmp_path: Path, drive: MemoryDrive) -> None:
+    item = drive.add_file("f", b"short")
+    reader = _reader(tmp_path, drive)
+    assert reader.read(item, 2, 100, ReadStream()) == b"ort"
+    assert reader.read(item, 5, 100, ReadStream()) == b""
+    reader.close()

@@ -1,0 +1,121 @@
+"""Write-back: journal before close returns, resume on start, retries, conflicts, copy-on-write."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from icloudfs.cache.content import ContentCache
+from icloudfs.cache.metadata import MetadataCache
+from icloudfs.cache.prefetch import Reader
+from icloudfs.cache.writeback import WriteBack, conflict_name
+from icloudfs.drive.memory import MemoryDrive
+from icloudfs.drive.types import Item
+from icloudfs.errors import Throttled
+
+
+class Parts:
+    """A write-back with its caches, restartable on the same folder."""
+
+    def __init__(self, drive: MemoryDrive, folder: Path, delay: float) -> None:
+        self.meta = MetadataCache(drive, None, ttl=60.0, negative_ttl=5.0)
+        self.content = ContentCache(folder / "blocks", 64 << 20)
+        self.reader = Reader(drive, self.content)
+        self.wb = WriteBack(drive, self.meta, self.content, self.reader, folder / "wb", delay=delay)
+        self.wb.start()
+
+    def close(self) -> None:
+        self.wb.close()
+        self.reader.close()
+
+
+@pytest.fixture
+def parts(drive: MemoryDrive, tmp_path: Path) -> Iterator[Parts]:
+    made = Parts(drive, tmp_path, delay=3600.0)
+    yield made
+    made.close()
+
+
+def _root(parts: Parts) -> Item:
+    return parts.meta.root()
+
+
+def test_a_closed_file_is_journaled_and_resumes_after_a_restart(
+    drive: MemoryDrive, tmp_path: Path, parts: Parts
+) -> None:
+    entry = parts.wb.create(_root(parts).id, "n.txt", 0.0)
+    parts.wb.attach(entry, writer=True)
+    parts.wb.write(entry, 0, b"journaled")
+    parts.wb.set_mtime(entry, 1_700_000_000.0)  # as tar or cp -p would, before close
+    parts.wb.release(entry, writer=True)
+    parts.close()  # no upload: the delay is an hour
+    assert not drive.exists("n.txt")
+
+    again = Parts(drive, tmp_path, delay=0.0)
+    try:
+        assert again.wb.drain(5)
+        assert drive.content("n.txt") == b"journaled"
+        assert drive.item_at("n.txt").mtime == 1_700_000_000.0
+    finally:
+        again.close()
+
+
+def test_failed_uploads_are_retried_with_the_bytes_kept(drive: MemoryDrive, parts: Parts) -> None:
+    drive.fail("upload", Throttled("slow down"))
+    entry = parts.wb.create(_root(parts).id, "r.txt", 0.0)
+    parts.wb.attach(entry, writer=True)
+    parts.wb.write(entry, 0, b"retry me")
+    with pytest.raises(Throttled):
+        parts.wb.sync(entry)
+    stats = parts.wb.stats()
+    assert (stats["failed"], stats["queued"]) == (1, 1)
+    assert "slow down" in stats["last_error"]
+    parts.wb.sync(entry)
+    assert drive.content("r.txt") == b"retry me"
+    assert parts.wb.stats()["failed"] == 0
+
+
+def test_a_stale_base_uploads_a_conflict_copy(drive: MemoryDrive, parts: Parts) -> None:
+    item = drive.add_file("plan.txt", b"v1")
+    entry = parts.wb.stage(item, keep=item.size)
+    parts.wb.attach(entry, writer=True)
+    parts.wb.write(entry, 2, b" local")
+    drive.add_file("plan.txt", b"v2 remote")
+    parts.wb.sync(entry)
+    copies = [n for n in drive.names() if n != "plan.txt"]
+    assert len(copies) == 1 and copies[0].startswith("plan (conflict ")
+    assert drive.content(copies[0]) == b"v1 local"
+    assert drive.content("plan.txt") == b"v2 remote"
+    parts.wb.write(entry, 0, b"V")  # later writes follow the copy, never the original
+    parts.wb.sync(entry)
+    assert drive.content(copies[0]) == b"V1 local"
+    assert drive.content("plan.txt") == b"v2 remote"
+
+
+def test_writes_during_an_upload_go_to_a_copy(drive: MemoryDrive, parts: Parts) -> None:
+    entry = parts.wb.create(_root(parts).id, "cow.bin", 0.0)
+    parts.wb.attach(entry, writer=True)
+    parts.wb.write(entry, 0, b"A" * 1000)
+    drive.latency = 0.3
+    uploading = threading.Thread(target=parts.wb.sync, args=(entry,))
+    uploading.start()
+    while entry.uploading is None:
+        pass
+    parts.wb.write(entry, 0, b"B")  # does not wait for the upload, does not tear it
+    uploading.join()
+    assert drive.content("cow.bin") == b"A" * 1000
+    drive.latency = 0.0
+    parts.wb.sync(entry)
+    assert drive.content("cow.bin") == b"B" + b"A" * 999
+
+
+def test_conflict_names() -> None:
+    when = datetime(2026, 1, 31, 23, 59, 58)
+    assert conflict_name("report.txt", when) == "report (conflict 2026-01-31 235958).txt"
+    assert conflict_name("archive.tar.gz", when, 2) == "archive.tar (conflict 2026-01-31 235958 2).gz"
+    assert conflict_name(".bashrc", when) == ".bashrc (conflict 2026-01-31 235958)"
+    assert conflict_name("Makefile", when) == "Makefile (conflict 2026-01-31 235958)"

@@ -1,0 +1,58 @@
+"""A ``Filesystem`` over a ``MemoryDrive``, driven directly (no kernel)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from icloudfs.drive.memory import MemoryDrive
+from icloudfs.fs.core import Filesystem
+
+FsFactory = Callable[..., Filesystem]
+
+
+@pytest.fixture
+def drive() -> MemoryDrive:
+    return MemoryDrive()
+
+
+@pytest.fixture
+def fs_factory(tmp_path: Path, drive: MemoryDrive) -> Iterator[FsFactory]:
+    made: list[Filesystem] = []
+
+    def make(**options: Any) -> Filesystem:
+        options.setdefault("cache_dir", tmp_path / "cache")
+        options.setdefault("cache_size", 64 << 20)
+        options.setdefault("write_back", 3600.0)
+        fs = Filesystem(drive, **options)
+        fs.start()
+        made.append(fs)
+        return fs
+
+    yield make
+    for fs in made:
+        fs.close()
+
+
+@pytest.fixture
+def fs(fs_factory: FsFactory) -> Filesystem:
+    return fs_factory()
+
+
+def write_file(fs: Filesystem, path: str, data: bytes) -> None:
+    """create + write + release, as ``open(path, 'wb').write(data)`` would."""
+    fh = fs.create(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    fs.write(fh, data, 0)
+    fs.release(fh)
+
+
+def read_file(fs: Filesystem, path: str) -> bytes:
+    fh = fs.open(path, os.O_RDONLY)
+    try:
+        return fs.read(fh, 1 << 30, 0)
+    finally:
+        fs.release(fh)

@@ -1,0 +1,101 @@
+"""MemoryDrive keeps the promises the filesystem relies on; names compare as iCloud's do."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from icloudfs.drive import names
+from icloudfs.drive.memory import MemoryDrive
+from icloudfs.drive.protocol import Drive
+from icloudfs.errors import AlreadyExists, Conflict, NotFound
+
+
+def test_it_is_a_drive() -> None:
+    assert isinstance(MemoryDrive(), Drive)
+
+
+def test_names_compare_nfc_and_case_folded() -> None:
+    assert names.key("Cafe\u0301") == names.key("CAFÉ")
+    assert names.to_local("a/b") == "a\u2215b"
+    assert names.to_remote("a\u2215b") == "a/b"
+    assert names.to_remote("e\u0301") == "é"
+
+
+def test_names_are_unique_per_folder(tmp_path: Path) -> None:
+    drive = MemoryDrive()
+    source = tmp_path / "s"
+    source.write_bytes(b"x")
+    root = drive.root()
+    drive.upload(root, "Report.txt", source, 0.0)
+    with pytest.raises(AlreadyExists):
+        drive.upload(root, "REPORT.TXT", source, 0.0)
+    with pytest.raises(AlreadyExists):
+        drive.mkdir(root, "report.txt")
+
+
+def test_stale_etags_are_refused(tmp_path: Path) -> None:
+    drive = MemoryDrive()
+    old = drive.add_file("f", b"1")
+    drive.add_file("f", b"2")
+    source = tmp_path / "s"
+    source.write_bytes(b"3")
+    for action in (
+        lambda: drive.replace(old, source, 0.0),
+        lambda: drive.read(old, 0, 1),
+        lambda: drive.rename(old, "g"),
+        lambda: drive.trash(old),
+    ):
+        with pytest.raises(Conflict):
+            action()
+    assert drive.content("f") == b"2"
+
+
+def test_replace_keeps_the_old_bytes_if_the_new_cannot_be_read(tmp_path: Path) -> None:
+    drive = MemoryDrive()
+    item = drive.add_file("f", b"old")
+    with pytest.raises(FileNotFoundError):
+        drive.replace(item, tmp_path / "missing", 0.0)
+    assert drive.content("f") == b"old"
+
+
+def test_calls_are_counted_and_failures_injected() -> None:
+    drive = MemoryDrive()
+    drive.fail("root", NotFound("boom"))
+    with pytest.raises(NotFound):
+        drive.root()
+    drive.root()
+    assert drive.calls["root"] == 2
+
+
+def test_trash_delete_and_move() -> None:
+    drive = MemoryDrive()
+    folder = drive.add_folder("a/b")
+    file = drive.add_file("a/f", b"x")
+    moved = drive.move(file, folder)
+    assert drive.names("a/b") == ["f"]
+    with pytest.raises(Exception, match="into itself"):
+        drive.move(drive.item_at("a"), folder)
+    drive.trash(moved)
+    assert [i.name for i in drive.trashed()] == ["f"]
+    with pytest.raises(NotFound):
+        drive.stat(moved.id)
+    drive.delete(drive.item_at("a"))
+    assert drive.names() == []
+
+
+def test_thread_safety_under_concurrent_uploads(tmp_path: Path) -> None:
+    drive = MemoryDrive()
+    source = tmp_path / "s"
+    source.write_bytes(b"x")
+    root = drive.root()
+    threads = [
+        threading.Thread(target=drive.upload, args=(root, f"f{i}", source, 0.0)) for i in range(50)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(drive.names()) == 50

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@missing=""; for pair in fusermount3:fuse3 ip:iproute2 rsync:rsync git:git curl:curl; do \
+	@missing=""; for pair in fusermount3:fuse3 ip:iproute2 rsync:rsync git:git curl:curl chromium:chromium; do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@test -x $(PY) || python3 -m venv $(VENV)

@@ -4,6 +4,10 @@ Routes live in ``routes/``; this module wires them to the service, the auth
 middleware and the error envelope, and writes the security scheme into the
 OpenAPI document: bearer auth on every operation but ``/health``, optional
 (``{}``) because local callers need none.
+
+Outside the auth middleware sits ``WebShell`` (``routes/web.py``): it serves the
+control page at ``/`` and its static files, which hold no data, to any caller;
+the page's data calls come back in through the auth middleware like any client's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from icloudfs.control import errors
 from icloudfs.control.auth import OPEN_PATHS, AuthMiddleware, FailureLimiter
 from icloudfs.control.routes import ROUTERS
 from icloudfs.control.routes.health import metrics_registry
+from icloudfs.control.routes.web import WebShell
 from icloudfs.control.service import ControlService
 
 
@@ -34,6 +39,7 @@ def create_app(service: ControlService, *, limiter: FailureLimiter | None = None
         app.include_router(router)
     errors.install(app)
     app.add_middleware(AuthMiddleware, tokens=service.tokens, limiter=limiter or FailureLimiter())
+    app.add_middleware(WebShell)  # added last, so it runs first: the page shell needs no token
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

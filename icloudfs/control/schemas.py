@@ -58,7 +58,7 @@ class MountStatus(BaseModel):
 class AccountStatus(BaseModel):
     """What the control plane may say about the account: never the password."""
 
-    apple_id: str
+    apple_id: str | None = Field(default=None, description="None until someone signs in")
     auth_state: AuthState
     trust_days_left: int | None = None
     keyring_backend: str

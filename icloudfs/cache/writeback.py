@@ -334,12 +334,17 @@ class WriteBack:
             self._queue(entry, self.delay)
 
     def set_mtime(self, entry: Entry, mtime: float) -> None:
-        """The mtime the upload will carry (iCloud sets mtime only at upload)."""
+        """The mtime the upload will carry. iCloud takes an mtime only with content, so a new
+        mtime (in whole seconds, its precision) makes the file due for upload."""
         with entry.lock:
+            if int(entry.mtime) != int(mtime):
+                entry.generation += 1
             entry.mtime = mtime
             entry.journaled_generation = -1
-        if entry.dirty and entry.writers == 0:
+            idle = entry.dirty and entry.writers == 0
+        if idle:
             self.flush(entry)
+            self._queue(entry, self.delay)
 
     def relocate(self, entry: Entry, parent_id: str, name: str, base: Item | None) -> None:
         """The file was renamed or moved (caller holds ``remote_lock``)."""

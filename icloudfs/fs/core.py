@@ -23,8 +23,10 @@ What is worth knowing:
   guard their own state, and a file's uploads and renames share its
   ``Entry.remote_lock`` (see ``cache/writeback.py`` for the lock order).
 - mtime can be set only by an upload: ``utimens`` on a file with pending bytes
-  sets the mtime it will be uploaded with; on a clean file it is accepted and
-  ignored. chmod/chown are accepted and ignored.
+  sets the mtime it will be uploaded with; on a clean file with another mtime
+  it stages the file and uploads it again (``touch`` works; rsync's late
+  utimens after an early upload keeps its mtime). chmod/chown are accepted and
+  ignored.
 """
 
 from __future__ import annotations
@@ -275,12 +277,17 @@ class Filesystem:
 
     def utimens(self, path: str | None, times: tuple[int, int] | None, fh: int | None = None) -> None:
         handle = self._handles.find(fh)
+        mtime = time.time() if times is None else times[1] / 1e9
         if isinstance(handle, FileHandle) and handle.entry is not None:
             entry: Entry | None = handle.entry
         else:
-            entry = self.writeback.entry_for(self._resolve(path or "/").id)
+            item = self._resolve(path or "/")
+            entry = self.writeback.entry_for(item.id)
+            if entry is None and int(item.mtime) != int(mtime) and item.kind is ItemKind.FILE:
+                # A clean file: iCloud sets mtimes only by upload, so upload it again.
+                self._check_writable(item)
+                entry = self._fresh_item(item, lambda fresh: self.writeback.stage(fresh, keep=fresh.size))
         if entry is not None:
-            mtime = time.time() if times is None else times[1] / 1e9
             self.writeback.set_mtime(entry, mtime)
 
     def ignore_mode_change(self, path: str | None) -> None:

@@ -199,6 +199,10 @@ class ICloudDrive:
         return str(token["url"])
 
     def upload(self, parent: Item, name: str, source: Path, mtime: float) -> Item:
+        if "/" in name:
+            # update/documents takes a *path*, so a name with "/" goes up under a temporary
+            # name and is renamed (renameItems takes a plain name).
+            return self.rename(self.upload(parent, _temp_name(name), source, mtime), name)
         item = self._upload(parent.id, name, source, mtime)
         if _name_key(item.name) != _name_key(name):
             # iCloud stored it as "name 2": the name was taken. Undo, and say so.
@@ -209,9 +213,7 @@ class ICloudDrive:
     def replace(self, existing: Item, source: Path, mtime: float) -> Item:
         if existing.parent_id is None:
             raise NotFound(f"{existing.name}: no parent folder")
-        stem, dot, ext = existing.name.rpartition(".")
-        temp_name = f".{stem or ext}.icloudfs-{secrets.token_hex(4)}{dot}{ext if stem else ''}"
-        fresh = self._upload(existing.parent_id, temp_name, source, mtime)
+        fresh = self._upload(existing.parent_id, _temp_name(existing.name), source, mtime)
         try:
             self.delete(existing)
         except DriveError:
@@ -416,6 +418,12 @@ def _split_id(drivewsid: str) -> tuple[str, str]:
     """``FOLDER::zone::docwsid`` -> (zone, docwsid)."""
     _, zone, docwsid = drivewsid.split("::", 2)
     return zone, docwsid
+
+
+def _temp_name(name: str) -> str:
+    """A hidden, unique, path-safe name beside ``name`` for upload-then-rename."""
+    stem, dot, ext = name.replace("/", "_").rpartition(".")
+    return f".{stem or ext}.icloudfs-{secrets.token_hex(4)}{dot}{ext if stem else ''}"
 
 
 def _name_key(name: str) -> str:

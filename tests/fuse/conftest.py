@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item
 from icloudfs.fs.core import Filesystem
 from icloudfs.fuse.mount import Mount, MountOptions, unmount
+from icloudfs.icloud.account import Account
+from tests.support.emulator import Emulator, start_emulator
+from tests.support.icloud_view import EmulatorView
 
 if shutil.which("fusermount3") is None or not Path("/dev/fuse").exists():
     pytest.skip("FUSE is not available (needs fuse3 and /dev/fuse)", allow_module_level=True)
@@ -100,3 +104,29 @@ def mount_factory(tmp_path: Path) -> Iterator[MountFactory]:
 @pytest.fixture
 def mounted(drive: RemoteView, mount_factory: MountFactory) -> LiveMount:
     return mount_factory(drive)
+
+
+@pytest.fixture(scope="session")
+def fuse_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with start_emulator(tmp_path_factory.mktemp("fuse-emulator")) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def icloud_view(fuse_emulator: Emulator, tmp_path: Path, request: pytest.FixtureRequest) -> EmulatorView:
+    """The real iCloud backend on the emulator, in a folder of this test's own."""
+    emu = fuse_emulator
+    account = Account("", session_dir=tmp_path / "session", endpoint=emu.url, ca_file=emu.ca)
+    account.login(emu.apple_id, emu.password, remember=False)
+    account.submit_2fa(emu.code)
+    api = emu.signed_in(tmp_path / "pyicloud")
+    return EmulatorView(account, emu.ca, api, f"/{request.node.name[:60]}-{time.time_ns()}")
+
+
+@pytest.fixture(params=["memory", "icloud"])
+def any_mount(request: pytest.FixtureRequest, mount_factory: MountFactory) -> LiveMount:
+    """The same test on MemoryDrive and on the real iCloud backend against the emulator."""
+    if request.param == "memory":
+        return mount_factory(MemoryDrive())
+    view: EmulatorView = request.getfixturevalue("icloud_view")
+    return mount_factory(view, folder=view.base)

@@ -57,6 +57,7 @@ from icloudfs.fs.errors import (
     FolderNotEmpty,
     InvalidRequest,
     IsAFolder,
+    NameTooLong,
     NoAttributes,
     NotAFolder,
     NotWritable,
@@ -72,6 +73,7 @@ _QUOTA_TTL = 30.0
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _BLKSIZE = 1 << 20
+NAME_MAX = 255  # bytes, as statfs reports; FUSE itself would pass up to 1024
 _UNLIMITED = 1 << 50  # reported as free space when the drive does not say
 
 
@@ -199,7 +201,7 @@ class Filesystem:
             figures = {
                 "f_bsize": 4096, "f_frsize": 4096, "f_blocks": total // 4096, "f_bfree": free,
                 "f_bavail": free, "f_files": 1 << 32, "f_ffree": 1 << 31, "f_favail": 1 << 31,
-                "f_namemax": 255,
+                "f_namemax": NAME_MAX,
             }
             self._quota = (time.monotonic(), figures)
         return figures
@@ -460,6 +462,8 @@ class Filesystem:
         parts = _parts(path)
         if not parts:
             raise InvalidRequest("the mount's own folder has no parent here")
+        if len(parts[-1].encode()) > NAME_MAX:
+            raise NameTooLong(path)
         parent = self._resolve("/".join(parts[:-1]))
         if not parent.is_folder:
             raise NotAFolder(path)

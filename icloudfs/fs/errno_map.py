@@ -49,6 +49,7 @@ _TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (fs_errors.Unsupported, errno.EPERM),
     (fs_errors.NoAttributes, errno.ENOTSUP),
     (fs_errors.BadHandle, errno.EBADF),
+    (fs_errors.NameTooLong, errno.ENAMETOOLONG),
     (fs_errors.InvalidRequest, errno.EINVAL),
 )
 

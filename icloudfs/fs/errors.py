@@ -12,6 +12,7 @@ through); ``errno_map`` is the one place that turns either into an errno.
     ├── Unsupported         hard links, symlinks, device nodes
     ├── NoAttributes        extended attributes are not stored
     ├── BadHandle           a file handle the kernel should not have sent
+    ├── NameTooLong         a new name over 255 bytes (the kernel leaves the check to us)
     └── InvalidRequest      an argument that makes no sense (rename into itself...)
 """
 
@@ -53,6 +54,10 @@ class NoAttributes(FsError):
 
 
 class BadHandle(FsError):
+    pass
+
+
+class NameTooLong(FsError):
     pass
 
 

@@ -35,6 +35,7 @@ while holding 2 or 3.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -58,6 +59,7 @@ from icloudfs.cache.metadata import (
     item_to_row,
 )
 from icloudfs.cache.prefetch import Reader
+from icloudfs.drive import names
 from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item, ItemKind
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
@@ -65,6 +67,8 @@ from icloudfs.errors import AlreadyExists, Conflict, NotFound
 log = logging.getLogger(__name__)
 
 _BACKOFF_FIRST = 2.0
+COMPARE_CHUNK = 4 << 20
+MAX_ATTEMPTS = 4  # upload digests remembered per entry
 _BACKOFF_MAX = 300.0
 
 
@@ -88,6 +92,7 @@ class Entry:
     uploading: Path | None = None
     failures: int = 0
     last_error: str = ""
+    attempts: list[str] = field(default_factory=list)  # sha256 of uploads begun, oldest first
     fd: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
     remote_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -280,15 +285,20 @@ class WriteBack:
         return True
 
     def release(self, entry: Entry, *, writer: bool) -> None:
-        """A file handle is closed: make its changes durable and queue the upload."""
-        self.flush(entry)
-        with entry.lock:
-            entry.handles -= 1
-            entry.writers -= writer
-            idle = entry.writers == 0
-        if entry.dirty and idle:
-            self._queue(entry, self.delay)
-        self._drop_if_done(entry)
+        """A file handle is closed: make its changes durable and queue the upload.
+
+        The handle is let go even when journaling fails (a full disk): the close reports the
+        error, and the entry must not stay pinned by a handle that no longer exists."""
+        try:
+            self.flush(entry)
+        finally:
+            with entry.lock:
+                entry.handles -= 1
+                entry.writers -= writer
+                idle = entry.writers == 0
+            if entry.dirty and idle:
+                self._queue(entry, self.delay)
+            self._drop_if_done(entry)
 
     def flush(self, entry: Entry) -> None:
         """Journal the entry (after syncing its bytes) if it changed since last journaled."""
@@ -460,7 +470,8 @@ class WriteBack:
                 parent_id, name, mtime = entry.parent_id, entry.name, entry.mtime
                 entry.uploading = source
             try:
-                stored, conflict = self._store(base, parent_id, name, source, mtime)
+                self._record_attempt(entry, source)
+                stored, conflict = self._store(base, parent_id, name, source, mtime, entry.attempts)
             except Exception as error:
                 self._failed(entry, error)
                 if raise_errors:
@@ -468,8 +479,20 @@ class WriteBack:
                 return
             self._stored(entry, generation, source, stored, conflict)
 
+    def _record_attempt(self, entry: Entry, source: Path) -> None:
+        """Journal the digest of the bytes about to be uploaded, before any request: if we crash
+        after iCloud stored them, the next attempt recognises them as ours, not a conflict."""
+        digest = _sha256(source)
+        with entry.lock:
+            if digest in entry.attempts:
+                return
+            entry.attempts = [*entry.attempts[-(MAX_ATTEMPTS - 1) :], digest]
+            data = self._entry_to(entry)
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?)", (entry.key, data))
+
     def _store(
-        self, base: Item | None, parent_id: str, name: str, source: Path, mtime: float
+        self, base: Item | None, parent_id: str, name: str, source: Path, mtime: float, attempts: list[str]
     ) -> tuple[Item, bool]:
         """Upload; returns the stored item and whether it went to a conflict copy."""
         parent = self._meta.folder_item(parent_id)
@@ -481,6 +504,14 @@ class WriteBack:
             except NotFound:  # deleted remotely meanwhile: the local bytes bring it back
                 return self._drive.upload(parent, name, source, mtime), False
         except (Conflict, AlreadyExists) as why:
+            remote = self._remote_file(parent, name)
+            ours = remote is not None and self._remote_digest(remote) in attempts
+            if remote is not None and ours and self._remote_digest(remote) == attempts[-1]:
+                log.info("%s was already stored by an earlier attempt (crash or lost answer)", name)
+                return remote, False
+            if remote is not None and ours:
+                log.info("%s holds an earlier upload of ours; replacing it", name)
+                return self._drive.replace(remote, source, mtime), False
             log.warning("conflict on %s (%s): keeping the local version as a copy", name, why)
         now = datetime.now()
         for attempt in range(1, 100):
@@ -491,6 +522,18 @@ class WriteBack:
             log.warning("conflict: %s changed remotely; local version saved as %s", name, copy.name)
             return copy, True
         raise AlreadyExists(f"no free name for a conflict copy of {name}")
+
+    def _remote_file(self, parent: Item, name: str) -> Item | None:
+        key = names.key(name)
+        listing = self._drive.list_folders([parent.id])[0]
+        return next((c for c in listing.children if names.key(c.name) == key and not c.is_folder), None)
+
+    def _remote_digest(self, remote: Item) -> str:
+        """sha256 of a remote file's content (read through the drive, in chunks)."""
+        digest = hashlib.sha256()
+        for offset in range(0, remote.size, COMPARE_CHUNK):
+            digest.update(self._drive.read(remote, offset, COMPARE_CHUNK))
+        return digest.hexdigest()
 
     def _stored(
         self, entry: Entry, generation: int, source: Path, stored: Item, conflict: bool
@@ -590,6 +633,7 @@ class WriteBack:
                 "base": None if entry.base is None else item_to_row(entry.base),
                 "mtime": entry.mtime,
                 "file": entry.path.name,
+                "attempts": entry.attempts,
             }
         )
 
@@ -602,10 +646,19 @@ class WriteBack:
             return None
         base = None if data["base"] is None else item_from_row(data["base"])
         entry = Entry(key, data["parent_id"], data["name"], base, data["mtime"], path)
+        entry.attempts = list(data.get("attempts", []))
         entry.fd = os.open(path, os.O_RDWR)
         entry.size = os.fstat(entry.fd).st_size
         entry.generation, entry.stored_generation, entry.journaled_generation = 1, 0, 1
         return entry
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(COMPARE_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def conflict_name(name: str, when: datetime, attempt: int = 1) -> str:

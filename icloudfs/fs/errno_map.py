@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import sqlite3
 
 from icloudfs import errors
 from icloudfs.fs import errors as fs_errors
@@ -64,6 +65,8 @@ def errno_for(error: BaseException) -> int:
             return code
     if isinstance(error, OSError) and isinstance(error.errno, int) and error.errno > 0:
         return error.errno
+    if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+        return errno.ENOSPC  # the journal or metadata database could not grow: the cache disk is full
     return errno.EIO
 
 
@@ -73,7 +76,7 @@ def failure(op: str, path: str | None, error: BaseException) -> int:
     name = errno.errorcode.get(code, str(code))
     if code in _QUIET:
         log.debug("%s %s: %s (%s)", op, path, name, error)
-    elif code == errno.EIO and not isinstance(error, errors.DriveError | OSError):
+    elif code == errno.EIO and not isinstance(error, errors.DriveError | OSError | sqlite3.Error):
         log.error("%s %s: unexpected %s -> EIO", op, path, type(error).__name__, exc_info=error)
     elif isinstance(error, errors.AuthError):
         log.error("%s %s: %s -> %s; sign in again (icloudfs login)", op, path, error, name)

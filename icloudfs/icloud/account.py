@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -143,6 +146,7 @@ class Account:
             if not self.apple_id:
                 return self._set(AuthState.SIGNED_OUT)
             self._password = self._passwords.get(self.apple_id)
+            self._repair_session_files()
             api = self._new_api(self._password)
             return self._authenticate(api, force=False)
 
@@ -189,6 +193,7 @@ class Account:
                     log.warning("remote logout failed (local session cleared anyway): %s", error)
                     api.session.clear_persistence(remove_files=True)
             self._trust_file.unlink(missing_ok=True)
+            shutil.rmtree(self._good_dir, ignore_errors=True)
             if forget_password and self.apple_id:
                 self._passwords.delete(self.apple_id)
             self._api = self._drive = None
@@ -254,6 +259,7 @@ class Account:
         self._throttle_delay = THROTTLE_FIRST_S
         self._generation += 1
         self._save_trust_time(api)
+        self._keep_good_copy(api)
         return self._set(AuthState.SIGNED_IN)
 
     def _open_drive(self, api: PyiCloudService) -> DriveService:
@@ -325,12 +331,39 @@ class Account:
             self.last_error = error
         return state
 
+    # -- surviving kill -9 ----------------------------------------------------------------
+
+    @property
+    def _good_dir(self) -> Path:
+        return self._session_dir / f"{_slug(self.apple_id)}.last-good"
+
+    def _keep_good_copy(self, api: PyiCloudService) -> None:
+        """pyicloud rewrites its session files in place on every request, so a kill at the wrong
+        moment can truncate them and lose the trust token (and with it, a new 2FA code is due).
+        Keep an atomic copy of the files as they were after the last good sign-in."""
+        self._good_dir.mkdir(mode=0o700, exist_ok=True)
+        for name in (api.session.session_path, api.session.cookiejar_path):
+            source = Path(name)
+            if source.exists():
+                temporary = self._good_dir / f"{source.name}.tmp"
+                shutil.copyfile(source, temporary)
+                os.replace(temporary, self._good_dir / source.name)
+
+    def _repair_session_files(self) -> None:
+        """Before pyicloud reads them: bring back the last good copies if the session is damaged."""
+        session = self._session_dir / f"{_slug(self.apple_id)}.session"
+        if _readable_json(session) or not _readable_json(self._good_dir / session.name):
+            return
+        log.warning("the saved iCloud session was damaged (killed while writing?); using the last good copy")
+        for good in self._good_dir.glob(f"{_slug(self.apple_id)}.*"):
+            if good.suffix != ".tmp":
+                shutil.copyfile(good, self._session_dir / good.name)
+
     # -- trust bookkeeping (for the "days left" warning) ----------------------------------
 
     @property
     def _trust_file(self) -> Path:
-        slug = "".join(c for c in self.apple_id if c.isalnum())
-        return self._session_dir / f"{slug}.icloudfs-trust.json"
+        return self._session_dir / f"{_slug(self.apple_id)}.icloudfs-trust.json"
 
     def _save_trust_time(self, api: PyiCloudService) -> None:
         token = api.session.data.get("trust_token")
@@ -353,6 +386,18 @@ class Account:
         if not isinstance(trusted_at, int | float):
             return None
         return max(0, TRUST_DAYS - int((time.time() - trusted_at) // 86400))
+
+
+def _slug(apple_id: str) -> str:
+    """The file-name stem pyicloud uses for an Apple ID's session files."""
+    return "".join(c for c in apple_id if re.match(r"\w", c))
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def _status_of(error: BaseException) -> int | None:

@@ -213,6 +213,7 @@ class ICloudDrive:
     def replace(self, existing: Item, source: Path, mtime: float) -> Item:
         if existing.parent_id is None:
             raise NotFound(f"{existing.name}: no parent folder")
+        self._remove_stale_temps(existing)
         fresh = self._upload(existing.parent_id, _temp_name(existing.name), source, mtime)
         try:
             self.delete(existing)
@@ -227,6 +228,16 @@ class ICloudDrive:
                 "new content of %s is stored as %s; renaming it into place failed", existing.name, fresh.name
             )
             raise
+
+    def _remove_stale_temps(self, existing: Item) -> None:
+        """Temporary copies of this file left by a replace that was cut short (a crash between
+        upload and swap) are removed first, so they never pile up beside it."""
+        assert existing.parent_id is not None
+        prefix, _, _ = _temp_name(existing.name).rpartition(".icloudfs-")
+        for child in self.list_folders([existing.parent_id])[0].children:
+            if child.name.startswith(prefix + ".icloudfs-") and not child.is_folder:
+                log.info("removing %s, left by an interrupted replace of %s", child.name, existing.name)
+                self.delete(child)
 
     def _upload(self, parent_id: str, name: str, source: Path, mtime: float) -> Item:
         zone, parent_docwsid = _split_id(parent_id)

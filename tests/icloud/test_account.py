@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from icloudfs.config import session_dir
 from icloudfs.errors import (
     AccountLocked,
     AppSpecificPassword,
@@ -121,3 +122,14 @@ def test_advanced_data_protection_blocks_until_consent(tmp_path_factory: pytest.
         emu.adp_consent()
         assert account.login(emu.apple_id, emu.password) is AuthState.SIGNED_IN
         assert ICloudDrive(account, ca_file=emu.ca).root().id.endswith("::root")
+
+
+def test_resume_survives_session_files_cut_short_by_a_kill(emulator: Emulator) -> None:
+    signed_in(emulator)
+    session = next(session_dir().glob("*.session"))
+    session.write_text('{"session_tok')  # what a kill -9 in the middle of pyicloud's rewrite leaves
+    before = emulator.stats()["requests"]
+    again = new_account(emulator, emulator.apple_id)
+    assert again.resume() is AuthState.SIGNED_IN
+    after = emulator.stats()["requests"]
+    assert not any("securitycode" in path and after[path] != before.get(path) for path in after)

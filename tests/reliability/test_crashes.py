@@ -1,0 +1,137 @@
+"""``kill -9`` of the mount daemon at random points of uploads, many times: after a remount every
+file that was closed before the kill is in iCloud exactly once, with the right bytes.
+
+The daemon is the real ``icloudfs mount --foreground`` process against the emulator, with the
+link slowed down so kills land before, during and after transfers and in the middle of the
+upload-then-swap of replaced files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.emulator import Emulator, start_emulator
+
+ROUNDS = 6
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    with start_emulator(tmp_path / "emu", "--bandwidth-mbps", "40") as emu:
+        yield emu
+
+
+def icloudfs(emu: Emulator, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "icloudfs", *args, "--endpoint", emu.url, "--ca-file", emu.ca]
+    return subprocess.Popen(command, text=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[subprocess.Popen[str]]]:
+    """Every daemon a test starts is killed and its mount detached at the end, pass or fail."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for daemon in started:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        mountpoint = daemon.args[4]  # type: ignore[index]
+        subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True)
+
+
+def mount(
+    emu: Emulator, mountpoint: Path, log: Path, daemons: list[subprocess.Popen[str]]
+) -> subprocess.Popen[str]:
+    with log.open("a") as out:
+        daemon = icloudfs(
+            emu,
+            "mount",
+            str(mountpoint),
+            "--foreground",
+            "--write-back",
+            "0.05s",
+            "--folder",
+            "/crash",
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while not os.path.ismount(mountpoint):
+        assert daemon.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    return daemon
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_kill_9_at_random_points_loses_nothing(
+    seed: int,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    daemons: list[subprocess.Popen[str]],
+) -> None:
+    monkeypatch.setenv("ICLOUDFS_CONTROL_ADDR", "127.0.0.1:0")
+    login = icloudfs(
+        emulator,
+        "login",
+        "--apple-id",
+        emulator.apple_id,
+        "--password-stdin",
+        "--code",
+        emulator.code,
+        stdin=subprocess.PIPE,
+    )
+    login.communicate(emulator.password + "\n", timeout=60)
+    assert login.returncode == 0
+    checker = emulator.signed_in(tmp_path / "checker")
+    checker.drive.root.mkdir("crash")
+    mountpoint, log = tmp_path / "mnt", tmp_path / "daemon.log"
+    mountpoint.mkdir()
+    rng = random.Random(seed)
+    closed: dict[str, bytes] = {}
+    for round_ in range(ROUNDS):
+        daemon = mount(emulator, mountpoint, log, daemons)
+        deadline = time.monotonic() + rng.uniform(0.05, 1.5)
+        written = 0
+        try:
+            while time.monotonic() < deadline or written == 0:
+                name = rng.choice(
+                    [f"new-{round_}-{written}.bin", *list(closed)[:5]]
+                )  # new files and replacements
+                data = os.urandom(rng.choice([1_000, 200_000, 1_500_000]))
+                (mountpoint / name).write_bytes(data)  # returns once journaled
+                closed[name] = data
+                written += 1
+        except OSError:
+            pass  # the daemon may already be gone
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True)
+    daemon = mount(emulator, mountpoint, log, daemons)  # resumes whatever the journal holds
+    unmount = subprocess.run(
+        [sys.executable, "-m", "icloudfs", "unmount", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert unmount.returncode == 0, unmount.stderr
+    daemon.wait(timeout=120)
+    folder = checker.drive.root.get_children(force=True)
+    crash = next(node for node in folder if node.name == "crash")
+    remote = {node.name: node for node in crash.get_children(force=True)}
+    assert set(remote) == set(closed), (
+        f"exactly the closed files, no leftovers: {sorted(set(remote) ^ set(closed))}"
+    )
+    for name, data in closed.items():
+        got = remote[name].open().content
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), f"{name} has the wrong bytes"

@@ -1,0 +1,53 @@
+"""A cache dir on a small tmpfs that fills up: writers get ENOSPC, nothing written before is
+damaged, clean cached blocks are evicted first, and staged (not yet uploaded) data never is."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from icloudfs.drive.memory import MemoryDrive
+from tests.fuse.conftest import MountFactory
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "small-disk"
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_full_cache_disk_gives_enospc_and_damages_nothing(
+    small_disk: Path, mount_factory: MountFactory
+) -> None:
+    drive = MemoryDrive()
+    remote = os.urandom(6 * MiB)
+    drive.add_file("remote.bin", remote)
+    live = mount_factory(drive, cache_dir=small_disk, cache_size=4 * MiB, write_back=3600.0)
+    first = os.urandom(3 * MiB)
+    (live.path / "first.bin").write_bytes(first)  # staged, not uploaded yet
+
+    with pytest.raises(OSError) as full, open(live.path / "huge.bin", "wb") as handle:
+        for _ in range(40):
+            handle.write(os.urandom(MiB))
+    assert full.value.errno == errno.ENOSPC
+
+    os.unlink(live.path / "huge.bin")
+    assert (live.path / "first.bin").read_bytes() == first, "staged data survived the full disk"
+    assert (live.path / "remote.bin").read_bytes() == remote, "clean blocks were evicted to make room"
+    content = live.fs.stats()["content"]
+    assert content["bytes_used"] <= content["bytes_limit"]
+    live.settle(30)
+    assert drive.content("first.bin") == first
+    assert not drive.exists("huge.bin")

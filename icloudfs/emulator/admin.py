@@ -2,6 +2,7 @@
 
 * ``GET|POST|DELETE /faults``: read, change (``latency_ms``, ``bandwidth_mbps``, ``rules``) or reset;
 * ``POST /expire-sessions``: every session token and web session expires now (trust survives);
+* ``POST /revoke-trust``: trusted sessions are revoked too, so the next sign-in needs a 2FA code;
 * ``POST /adp-consent``: the account's device approves web access under ADP;
 * ``POST /unlock``: clear a lockout from repeated bad passwords;
 * ``GET|DELETE /stats``: request counts per endpoint and content bytes, or reset them;
@@ -49,6 +50,11 @@ async def clear_faults(request: Request) -> Response:
 @router.post("/expire-sessions")
 async def expire_sessions(request: Request) -> Response:
     return json_response({"expired": emulator_of(request).sessions.expire_all()})
+
+
+@router.post("/revoke-trust")
+async def revoke_trust(request: Request) -> Response:
+    return json_response({"revoked": emulator_of(request).sessions.revoke_trust()})
 
 
 @router.post("/adp-consent")

@@ -111,6 +111,10 @@ class Sessions:
         """Force every session token and web session to expire now (trust tokens survive)."""
         return self._store.expire_tokens(SESSION, WEB)
 
+    def revoke_trust(self) -> int:
+        """The user removed this browser from the trusted ones: trust and sessions end now."""
+        return self._store.expire_tokens(TRUST, SESSION, WEB)
+
     def logout(self, web: Token) -> None:
         self._store.expire_token(web.token)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from icloudfs.config import Settings
 from icloudfs.control import ControlServer, ControlService, TokenStore
+from tests.support.netns import veth_namespace
 
 from .fakes import FakeAccount, FakeFilesystem
 
@@ -132,37 +132,11 @@ class RemotePeer:
         return self.requests(port, ("GET", path, headers, None))[0]
 
 
-def _ip(*args: str, check: bool = True) -> None:
-    subprocess.run(["ip", *args], check=check, capture_output=True, timeout=30)
-
-
 @pytest.fixture(scope="session")
 def remote_peer() -> Iterator[RemotePeer]:
     """A network namespace joined to this one by a veth pair (10.200.7.0/30 only)."""
-    if shutil.which("ip") is None:
-        pytest.skip("needs `ip` (Debian package iproute2) to make a network namespace")
-    if os.geteuid() != 0:
-        pytest.skip("needs root to make a network namespace")
-    tag = os.getpid() % 100000
-    namespace, host_end, ns_end = f"icfs-ctl-{tag}", f"icc{tag}h", f"icc{tag}n"
-    try:
-        _ip("netns", "add", namespace)
-        _ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end)
-        _ip("link", "set", ns_end, "netns", namespace)
-        _ip("addr", "add", f"{HOST_IP}/30", "dev", host_end)
-        _ip("link", "set", host_end, "up")
-        _ip("netns", "exec", namespace, "ip", "addr", "add", f"{NS_IP}/30", "dev", ns_end)
-        _ip("netns", "exec", namespace, "ip", "link", "set", ns_end, "up")
-        _ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up")
-    except subprocess.CalledProcessError as exc:
-        _ip("link", "del", host_end, check=False)
-        _ip("netns", "del", namespace, check=False)
-        pytest.skip(f"cannot make a network namespace here: {exc.stderr!r}")
-    try:
+    with veth_namespace("icfs-ctl", "icc", HOST_IP, NS_IP) as namespace:
         yield RemotePeer(namespace)
-    finally:
-        _ip("link", "del", host_end, check=False)
-        _ip("netns", "del", namespace, check=False)
 
 
 @pytest.fixture

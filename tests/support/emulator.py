@@ -70,6 +70,9 @@ class Emulator:
     def expire_sessions(self) -> None:
         self.admin("POST", "expire-sessions")
 
+    def revoke_trust(self) -> None:
+        self.admin("POST", "revoke-trust")
+
     def adp_consent(self) -> None:
         self.admin("POST", "adp-consent")
 

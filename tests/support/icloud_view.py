@@ -64,7 +64,7 @@ class EmulatorView(ICloudDrive):
             node = found[0]
         return self.stat(str(node.data["drivewsid"]))
 
-    def add_file(self, path: str, data: bytes, **_: Any) -> Item:
+    def add_file(self, path: str, data: bytes, **options: Any) -> Item:
         """Create or overwrite a file as another device would (through pyicloud)."""
         folder_path, _, name = path.rstrip("/").rpartition("/")
         folder = self.add_folder(folder_path)

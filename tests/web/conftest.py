@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from icloudfs.config import Settings
 from icloudfs.control import Account, ControlServer, ControlService, TokenStore
 from icloudfs.icloud.account import Account as ICloudAccount
 from tests.support.emulator import Emulator, start_emulator
+from tests.support.netns import veth_namespace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -227,34 +227,8 @@ class Namespace:
         return int(status), str(body)
 
 
-def _ip(*args: str, check: bool = True) -> None:
-    subprocess.run(["ip", *args], check=check, capture_output=True, timeout=30)
-
-
 @pytest.fixture(scope="session")
 def remote_net() -> Iterator[Namespace]:
     """A network namespace joined to this one by a veth pair (10.200.9.0/30 only)."""
-    if shutil.which("ip") is None:
-        pytest.skip("needs `ip` (Debian package iproute2) to make a network namespace")
-    if os.geteuid() != 0:
-        pytest.skip("needs root to make a network namespace")
-    tag = os.getpid() % 100000
-    name, host_end, ns_end = f"icfs-web-{tag}", f"icw{tag}h", f"icw{tag}n"
-    try:
-        _ip("netns", "add", name)
-        _ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end)
-        _ip("link", "set", ns_end, "netns", name)
-        _ip("addr", "add", f"{HOST_IP}/30", "dev", host_end)
-        _ip("link", "set", host_end, "up")
-        _ip("netns", "exec", name, "ip", "addr", "add", f"{NS_IP}/30", "dev", ns_end)
-        _ip("netns", "exec", name, "ip", "link", "set", ns_end, "up")
-        _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
-    except subprocess.CalledProcessError as exc:
-        _ip("link", "del", host_end, check=False)
-        _ip("netns", "del", name, check=False)
-        pytest.skip(f"cannot make a network namespace here: {exc.stderr!r}")
-    try:
+    with veth_namespace("icfs-web", "icw", HOST_IP, NS_IP) as name:
         yield Namespace(name)
-    finally:
-        _ip("link", "del", host_end, check=False)
-        _ip("netns", "del", name, check=False)

@@ -7,8 +7,6 @@ anything reaches Apple: it only works for mail/calendar/contacts protocols.
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter
 
 from icloudfs.control.errors import credential_step
@@ -21,11 +19,10 @@ from icloudfs.control.schemas import (
     TwoFactorRequest,
     errors,
 )
-from icloudfs.control.service import account_status
-from icloudfs.errors import AppSpecificPassword
+from icloudfs.control.service import ControlService, account_status
+from icloudfs.icloud.passwords import check_password
 
 router = APIRouter(prefix="/credentials", tags=["credentials"], responses=GUARDED)
-_APP_SPECIFIC = re.compile(r"[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{4}")
 _SIGN_IN = errors(400, 403, 409, 503)
 
 
@@ -40,10 +37,9 @@ def login(service: Service, body: LoginRequest) -> AuthStateBody:
     account = service.need_account()
     password = body.password.get_secret_value()
     with credential_step():
-        if _APP_SPECIFIC.fullmatch(password):
-            raise AppSpecificPassword("app-specific password")
+        check_password(password)  # an app-specific password never reaches Apple
         state = account.login(body.apple_id, password, remember=body.remember)
-    return _state(state)
+    return _resumed(service, state)
 
 
 @router.post("/2fa", responses=_SIGN_IN)
@@ -51,7 +47,7 @@ def submit_2fa(service: Service, body: TwoFactorRequest) -> AuthStateBody:
     account = service.need_account()
     with credential_step():
         state = account.submit_2fa(body.code)
-    return _state(state)
+    return _resumed(service, state)
 
 
 @router.post("/2fa/sms", status_code=204, responses=_SIGN_IN)
@@ -65,6 +61,13 @@ def logout(service: Service, body: LogoutRequest | None = None) -> AuthStateBody
     account = service.need_account()
     account.logout(forget_password=body.forget_password if body else False)
     return _state(account.state)
+
+
+def _resumed(service: ControlService, state: str) -> AuthStateBody:
+    """Signed in again: uploads that waited for it go now, not after their backoff."""
+    if str(state) == "signed_in" and service.filesystem is not None:
+        service.filesystem.retry_uploads()
+    return _state(state)
 
 
 def _state(value: str) -> AuthStateBody:

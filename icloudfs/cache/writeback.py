@@ -568,6 +568,10 @@ class WriteBack:
             if entry.writers == 0:
                 self._queue(entry, self.delay)
         else:
+            # The stored version must be on disk in the listings before the journal forgets the
+            # upload: after a crash, a stale persisted listing would make our own upload look
+            # like a remote change (and the next write a false conflict).
+            self._meta.flush()
             with self._lock, self._db:
                 self._db.execute("DELETE FROM entries WHERE key = ?", (entry.key,))
         self._drop_if_done(entry)

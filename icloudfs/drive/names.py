@@ -8,7 +8,9 @@ case is preserved.
 A remote name may contain ``/``, which no POSIX name can. It is shown with the
 look-alike U+2215 (DIVISION SLASH) and turned back into ``/`` when sent to the
 drive. Keys are computed on the local form, so a remote name that already
-contained U+2215 still resolves.
+contained U+2215 still resolves. A server could also send names no POSIX
+folder may hold (NUL, ``.``, ``..``, empty): they get look-alikes too (U+2400,
+U+2024), so a hostile listing can never make a path leave the mount's folder.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from __future__ import annotations
 import unicodedata
 
 SLASH_LOOKALIKE = "\u2215"
+NUL_LOOKALIKE = "\u2400"  # SYMBOL FOR NULL
+DOT_LOOKALIKE = "\u2024"  # ONE DOT LEADER
+_RESERVED = {"": NUL_LOOKALIKE, ".": DOT_LOOKALIKE, "..": DOT_LOOKALIKE * 2}
 
 
 def key(name: str) -> str:
@@ -24,8 +29,10 @@ def key(name: str) -> str:
 
 
 def to_local(remote_name: str) -> str:
-    """The name as a POSIX path component (``/`` becomes U+2215)."""
-    return remote_name.replace("/", SLASH_LOOKALIKE)
+    """The name as a POSIX path component (``/`` becomes U+2215; see the module note)."""
+    if remote_name in _RESERVED:
+        return _RESERVED[remote_name]
+    return remote_name.replace("/", SLASH_LOOKALIKE).replace("\0", NUL_LOOKALIKE)
 
 
 def to_remote(local_name: str) -> str:

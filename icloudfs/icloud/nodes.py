@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from icloudfs.drive.types import Item, ItemKind
+from icloudfs.errors import Unavailable
 
 ROOT_ID = "FOLDER::com.apple.CloudDocs::root"
 TRASH_ID = "FOLDER::com.apple.CloudDocs::TRASH_ROOT"
@@ -43,7 +44,14 @@ def parse_date(value: str | None) -> float:
 
 
 def to_item(node: dict[str, Any]) -> Item:
-    """One Drive node as an ``Item``."""
+    """One Drive node as an ``Item``; a malformed node is ``Unavailable`` (retried, then EIO-like)."""
+    try:
+        return _to_item(node)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise Unavailable(f"iCloud sent a malformed item ({type(error).__name__}: {error})") from error
+
+
+def _to_item(node: dict[str, Any]) -> Item:
     node_type = str(node.get("type") or "FILE").upper()
     kind = _KINDS.get(node_type)
     if kind is None:

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_FIRST = 2.0
 COMPARE_CHUNK = 4 << 20
-MAX_ATTEMPTS = 4  # upload digests remembered per entry
+MAX_ATTEMPTS = 64  # upload digests remembered per entry: every version sent since the last stored one
 _BACKOFF_MAX = 300.0
 
 

@@ -1,9 +1,12 @@
 """The ``icloudfs`` command: subcommands only; the work lives in the packages they call.
 
-Every subcommand accepts ``--endpoint URL`` and ``--ca-file PATH`` (also
-``ICLOUDFS_ENDPOINT`` / ``ICLOUDFS_CA_FILE``) so it can talk to the emulator
-instead of Apple. Errors the user can act on are printed as one clear line
-and exit with status 1; usage errors exit with 2.
+Every subcommand that talks to iCloud accepts ``--endpoint URL`` and
+``--ca-file PATH`` (also ``ICLOUDFS_ENDPOINT`` / ``ICLOUDFS_CA_FILE``) so it can
+talk to the emulator instead of Apple; every subcommand takes the logging
+options (``-v``/``-q``, ``--log-file``, ``--log-format``). Errors the user can
+act on are printed as one clear line and exit with status 1; usage errors exit
+with 2. ``icloudfs icloud:/FOLDER DIR -o OPTS`` is a mount(8) call (see
+``ops.mount_helper``).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from icloudfs.control.client import ControlClient, ControlError, ControlUnreacha
 from icloudfs.control.commands import register as register_control
 from icloudfs.emulator.command import register as register_emulator
 from icloudfs.errors import IcloudfsError
-from icloudfs.fuse.mount import MountError
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.passwords import check_password, keyring_info
+from icloudfs.ops import logging as ops_logging
+from icloudfs.ops import mount_helper
+from icloudfs.ops.commands import register as register_ops
 
 log = logging.getLogger("icloudfs")
 
@@ -41,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--endpoint", help="base URL of an iCloud emulator (default: Apple)")
     common.add_argument("--ca-file", help="CA bundle to trust for --endpoint")
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
 
     parser = argparse.ArgumentParser(prog="icloudfs", description="iCloud Drive as a local folder.")
     parser.add_argument("--version", action="version", version=f"icloudfs {__version__}")
@@ -85,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_emulator(commands)
     register_control(commands)
+    register_ops(commands, common)
+    ops_logging.add_options(parser)
     return parser
 
 
@@ -167,17 +173,16 @@ def cmd_mount(args: argparse.Namespace) -> int:
         uid=args.uid,
         gid=args.gid,
         umask=args.umask,
-        allow_other=args.allow_other,
+        allow_other=args.allow_other or settings.allow_other,
     )
-    if not args.mountpoint.is_dir():
-        raise MountError(f"{args.mountpoint} is not a folder")
+    runner.check_mountpoint(args.mountpoint)
     if not args.foreground:
-        return runner.daemonize(sys.argv[1:], args.mountpoint)
+        return runner.daemonize(args.argv, args.mountpoint, args.log_file)
     return runner.run_foreground(runner.open_session(settings), options)
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:
-    return runner.stop(args.mountpoint, force=args.force)
+    return runner.stop(Settings.load(), args.mountpoint, force=args.force)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -185,15 +190,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not getattr(args, "verbose", False):
-        logging.getLogger("pyicloud").setLevel(logging.WARNING)
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
+        if mount_helper.is_helper_call(words):
+            words = mount_helper.adopt(words)
+        args = build_parser().parse_args(words)
+        args.argv = words
+        ops_logging.configure(args)
         return int(args.func(args))
     except (IcloudfsError, ControlError) as error:
         print(f"icloudfs: {error}", file=sys.stderr)

@@ -61,6 +61,8 @@ class Settings:
     metadata_ttl: str = "60s"
     negative_ttl: str = "5s"
     write_back: str = "2s"
+    drain_timeout: str = "60s"  # on unmount/SIGTERM: how long to wait for pending uploads
+    allow_other: bool = False
     control_addr: str = "127.0.0.1:8731"
     control_socket: str = ""
     allow_remote: bool = False

@@ -5,10 +5,17 @@
 only once the mountpoint is live (like gcsfuse and mount-s3), or with the
 child's log when it failed. A fresh process is simpler and safer than forking
 a process that already runs threads.
+
+Under systemd (``Type=notify``) the foreground mount tells systemd it is ready
+once the mount answers and its control plane listens. ``stop`` (the
+``unmount`` command, also the unit's ``ExecStop``) signals the daemon and
+shows the upload progress while the daemon drains for at most its
+``drain_timeout``; uploads left then stay journaled for the next mount.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -25,10 +32,12 @@ from icloudfs.config import Settings
 from icloudfs.control.server import ControlServer, ControlStartError
 from icloudfs.control.service import ControlService
 from icloudfs.control.tokens import TokenStore
-from icloudfs.errors import AuthRequired
-from icloudfs.fuse.mount import Mount, MountOptions, run_mount, unmount
+from icloudfs.errors import AuthError, AuthRequired
+from icloudfs.fuse.mount import Mount, MountError, MountOptions, run_mount, unmount
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.drive import ICloudDrive
+from icloudfs.ops import sdnotify
+from icloudfs.ops.progress import UploadProgress
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +63,17 @@ def open_session(settings: Settings) -> Session:
         endpoint=settings.endpoint or None,
         ca_file=settings.ca_file or None,
     )
-    state = account.resume()
+    try:
+        state = account.resume()
+    except AuthError as error:
+        log.warning(
+            "iCloud sign-in failed for %s at %s: %s",
+            settings.apple_id,
+            settings.endpoint or "Apple",
+            error,
+            extra={"apple_id": settings.apple_id, "endpoint": settings.endpoint or config.APPLE_ENDPOINT},
+        )
+        raise
     if state is not AuthState.SIGNED_IN:
         log.warning(
             "account %s is %s: the mount serves cached data until you sign in "
@@ -75,8 +94,23 @@ def mount_options(settings: Settings, mountpoint: Path, **flags: object) -> Moun
         metadata_ttl=config.parse_duration(settings.metadata_ttl),
         negative_ttl=config.parse_duration(settings.negative_ttl),
         write_back=config.parse_duration(settings.write_back),
+        drain_timeout=config.parse_duration(settings.drain_timeout),
+        fsname="icloud:" + settings.folder.replace(",", "\\,"),  # libfuse splits options at commas
         **flags,  # type: ignore[arg-type]
     )
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    """A folder, or a dead mount a crash left behind ("Transport endpoint is not connected"),
+    which the mount detaches before mounting."""
+    try:
+        if mountpoint.is_dir():
+            return
+    except OSError as error:
+        if error.errno == errno.ENOTCONN:
+            return
+        raise MountError(f"{mountpoint}: {error.strerror}") from None
+    raise MountError(f"{mountpoint} is not a folder")
 
 
 def account_slug(settings: Settings) -> str:
@@ -113,30 +147,33 @@ def run_foreground(
         else:
             control.append(server)
             log.info("control plane on %s", server.address)
+        sdnotify.notify("READY=1", f"STATUS=iCloud {options.folder} mounted on {options.mountpoint}")
         if on_ready is not None:
             on_ready()
 
     try:
         return run_mount(session.drive, options, on_ready=ready)
     finally:
+        sdnotify.notify("STOPPING=1")
         for server in control:
             server.stop()
         pid_file.unlink(missing_ok=True)
 
 
-def stop(mountpoint: Path, *, force: bool = False) -> int:
+def stop(settings: Settings, mountpoint: Path, *, force: bool = False) -> int:
     """Unmount: the daemon stores pending uploads first, unless ``force`` (they stay journaled)."""
     pid = _daemon_pid(mountpoint)
     if force or pid is None:
         unmount(mountpoint, force=force)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        started = time.monotonic()
-        while _alive(pid):
-            waited = time.monotonic() - started
-            if waited > 2 and int(waited * 10) % 50 == 0:
-                print(f"waiting for pending uploads to be stored ({waited:.0f} s)...", file=sys.stderr)
-            time.sleep(0.1)
+        progress = UploadProgress(settings, mountpoint)
+        try:
+            while _alive(pid):
+                progress.update()
+                time.sleep(0.2)
+        finally:
+            progress.done()
     print(f"Unmounted {mountpoint}" + (" (pending uploads resume on the next mount)" if force else ""))
     return 0
 
@@ -150,16 +187,21 @@ def _daemon_pid(mountpoint: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Running, and not a zombie (an init that does not reap would keep one forever)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-def daemonize(argv: Sequence[str], mountpoint: Path) -> int:
-    """Re-run ``icloudfs`` with ``--foreground`` detached; return once the mount is live."""
-    log_path = mount_log(mountpoint)
+def daemonize(argv: Sequence[str], mountpoint: Path, log_file: Path | None = None) -> int:
+    """Re-run ``icloudfs`` with ``--foreground`` detached; return once the mount is live.
+
+    The child's output goes to ``log_file`` (where its log goes too), by default
+    one file per mountpoint in the state dir.
+    """
+    log_path = log_file or mount_log(mountpoint)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
         child = subprocess.Popen(

@@ -55,6 +55,7 @@ class MountOptions:
 
     mountpoint: Path
     folder: str = "/"
+    fsname: str = "icloudfs"  # the SOURCE column of mount/findmnt/df
     read_only: bool = False
     cache_dir: Path = field(default_factory=config.cache_dir)
     cache_size: int = 10 << 30
@@ -135,7 +136,7 @@ class Mount:
         options = self.options
         mount_options: dict[str, object] = {
             "foreground": True,
-            "fsname": "icloudfs",
+            "fsname": options.fsname,
             "subtype": "icloudfs",
             "max_threads": 64,
             "max_idle_threads": 64,

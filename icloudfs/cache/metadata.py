@@ -33,6 +33,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ class MetadataCache:
         )
         self._local: dict[str, dict[str, Item]] = {}  # parent id -> key -> placeholder
         self._dirty: dict[str, _Listing | None] = {}  # None = delete the persisted row
+        self._changes: Counter[str] = Counter()  # local changes per folder, to spot racing fetches
         self._inflight: dict[str, Future[_Listing]] = {}
         self.hits = 0
         self.misses = 0
@@ -194,6 +196,7 @@ class MetadataCache:
             if is_local(item):
                 self._local.setdefault(parent_id, {})[key] = item
                 return
+            self._changes[parent_id] += 1
             listing = self._cached(parent_id)
             if listing is not None:
                 listing.children[key] = item
@@ -208,6 +211,7 @@ class MetadataCache:
             if key in local and local[key].id == item.id:
                 del local[key]
                 return
+            self._changes[parent_id] += 1
             listing = self._cached(parent_id)
             current = None if listing is None else listing.children.get(key)
             if listing is not None and current is not None and current.id == item.id:
@@ -311,12 +315,14 @@ class MetadataCache:
                 waits.append(future)
         owned = list(mine)
         if mine:
+            with self._lock:
+                seen = {folder_id: self._changes[folder_id] for folder_id in mine}
             try:
                 results = self._drive.list_folders(list(mine))
                 with self._lock:
                     self.fetches += 1
                 for result in results:
-                    listing = self._store(_from_listing(result))
+                    listing = self._store(_from_listing(result), seen.get(result.folder.id))
                     mine.pop(result.folder.id).set_result(listing)
                 for future in mine.values():  # the drive left one out
                     future.set_exception(NotFound("folder missing from the answer"))
@@ -357,8 +363,13 @@ class MetadataCache:
         """The listing in memory, including one evicted but not yet written (hold ``_lock``)."""
         return self._cache.get(folder_id) or self._dirty.get(folder_id)
 
-    def _store(self, listing: _Listing) -> _Listing:
+    def _store(self, listing: _Listing, changes_seen: int | None = None) -> _Listing:
+        """Keep a listing. One fetched while this mount changed the folder may predate the
+        change: it is kept but marked stale, so the next use fetches again instead of trusting
+        (and persisting) a view that lacks our own upload."""
         with self._lock:
+            if changes_seen is not None and self._changes[listing.folder.id] != changes_seen:
+                listing.fetched = 0.0
             with contextlib.suppress(ValueError):  # larger than the cache: serve, don't keep
                 self._cache[listing.folder.id] = listing
             self._dirty[listing.folder.id] = listing

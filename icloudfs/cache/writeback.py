@@ -512,7 +512,11 @@ class WriteBack:
             if remote is not None and ours:
                 log.info("%s holds an earlier upload of ours; replacing it", name)
                 return self._drive.replace(remote, source, mtime), False
-            log.warning("conflict on %s (%s): keeping the local version as a copy", name, why)
+            log.warning(
+                "conflict on %s (%s; remote %s bytes, local %d bytes, %d upload(s) of ours known): "
+                "keeping the local version as a copy",
+                name, why, None if remote is None else remote.size, source.stat().st_size, len(attempts),
+            )
         now = datetime.now()
         for attempt in range(1, 100):
             try:

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     unmount.add_argument("--force", action="store_true", help="detach now; pending uploads stay journaled")
     unmount.set_defaults(func=cmd_unmount)
 
+    refresh = commands.add_parser("refresh", help="show remote changes under PATH now, not after the TTL")
+    refresh.add_argument("path", type=Path, help="a path inside the mount")
+    refresh.add_argument("-r", "--recursive", action="store_true", help="the whole subtree")
+    refresh.set_defaults(func=cmd_refresh)
+
     demo = commands.add_parser("demo", help="emulator + sign-in + mount, to try icloudfs")
     demo.add_argument("mountpoint", type=Path, nargs="?", default=Path("icloud-demo"))
     demo.set_defaults(func=cmd_demo)
@@ -183,6 +188,21 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 def cmd_unmount(args: argparse.Namespace) -> int:
     return runner.stop(Settings.load(), args.mountpoint, force=args.force)
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """Ask the running mount to fetch listings again; the path may be local or mount-relative."""
+    with ControlClient.from_settings(Settings.load()) as client:
+        mountpoint = client.status().mount.mountpoint
+        local = args.path.absolute()
+        if mountpoint and local.is_relative_to(mountpoint):
+            inside = local.relative_to(mountpoint).as_posix()
+            remote = "/" if inside == "." else f"/{inside}"
+        else:
+            remote = "/" + args.path.as_posix().lstrip("/")
+        done = client.refresh(remote, recursive=args.recursive)
+    print(f"Refreshed {done.path}: {done.folders} folder(s) fetched again.")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,28 +17,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         yield emu
 
 
-def icloudfs(emu: Emulator, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "icloudfs", *args, "--endpoint", emu.url, "--ca-file", emu.ca],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "REQUESTS_CA_BUNDLE": "/nonexistent/ignored-when-a-ca-file-is-given"},
-    )
+@pytest.fixture(autouse=True)
+def bogus_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--ca-file must win over REQUESTS_CA_BUNDLE, which requests would otherwise prefer."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ignored-when-a-ca-file-is-given")
 
 
 def test_login_with_code_then_logout(emulator: Emulator, isolated_home: Path) -> None:
-    done = icloudfs(
-        emulator,
-        "login",
-        "--apple-id",
-        emulator.apple_id,
-        "--password-stdin",
-        "--code",
-        emulator.code,
-        stdin=emulator.password + "\n",
-    )
+    done = emulator.cli_login()
     assert done.returncode == 0, done.stderr
     assert "Signed in as" in done.stdout
     assert "plain file" in done.stderr, "a plaintext keyring must be named as such"
@@ -51,10 +34,10 @@ def test_login_with_code_then_logout(emulator: Emulator, isolated_home: Path) ->
     session = isolated_home / "state" / "icloudfs" / "session"
     assert session.stat().st_mode & 0o777 == 0o700 and any(session.iterdir())
 
-    again = icloudfs(emulator, "login", "--password-stdin", stdin=emulator.password + "\n")
+    again = emulator.cli("login", "--password-stdin", stdin=emulator.password + "\n")
     assert again.returncode == 0, again.stderr  # trusted session: no code asked for
 
-    out = icloudfs(emulator, "logout", "--forget-password")
+    out = emulator.cli("logout", "--forget-password")
     assert out.returncode == 0 and "Password removed" in out.stdout
     assert (
         "icloud-password" not in (isolated_home / "data" / "python_keyring" / "keyring_pass.cfg").read_text()
@@ -63,8 +46,8 @@ def test_login_with_code_then_logout(emulator: Emulator, isolated_home: Path) ->
 
 def test_app_specific_password_is_explained_and_never_sent(emulator: Emulator) -> None:
     emulator.reset_stats()
-    done = icloudfs(
-        emulator, "login", "--apple-id", emulator.apple_id, "--password-stdin", stdin="abcd-efgh-ijkl-mnop\n"
+    done = emulator.cli(
+        "login", "--apple-id", emulator.apple_id, "--password-stdin", stdin="abcd-efgh-ijkl-mnop\n"
     )
     assert done.returncode == 1
     assert "app-specific password" in done.stderr and "Apple ID password" in done.stderr
@@ -72,8 +55,7 @@ def test_app_specific_password_is_explained_and_never_sent(emulator: Emulator) -
 
 
 def test_wrong_code_fails_clearly(emulator: Emulator) -> None:
-    done = icloudfs(
-        emulator,
+    done = emulator.cli(
         "login",
         "--apple-id",
         emulator.apple_id,

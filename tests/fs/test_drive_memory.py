@@ -91,9 +91,7 @@ def test_thread_safety_under_concurrent_uploads(tmp_path: Path) -> None:
     source = tmp_path / "s"
     source.write_bytes(b"x")
     root = drive.root()
-    threads = [
-        threading.Thread(target=drive.upload, args=(root, f"f{i}", source, 0.0)) for i in range(50)
-    ]
+    threads = [threading.Thread(target=drive.upload, args=(root, f"f{i}", source, 0.0)) for i in range(50)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -21,9 +21,7 @@ from tests.fuse.mount_child import seed
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_pending_uploads_resume_after_a_restart(
-    drive: MemoryDrive, mount_factory: MountFactory
-) -> None:
+def test_pending_uploads_resume_after_a_restart(drive: MemoryDrive, mount_factory: MountFactory) -> None:
     drive.add_file("docs/existing.txt", b"old")
     first = mount_factory(drive, write_back=3600.0)
     (first.path / "docs" / "new.txt").write_bytes(b"brand new")
@@ -58,7 +56,10 @@ def child_mount(tmp_path: Path) -> Iterator[tuple[Path, Path, list[subprocess.Po
 def _start_child(mountpoint: Path, cache: Path, write_back: float) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.fuse.mount_child", str(mountpoint), str(cache), str(write_back)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "ready"

@@ -77,16 +77,8 @@ def icloudfs(env: dict[str, str]) -> Run:
 
 
 @pytest.fixture
-def signed_in(icloudfs: Run, emulator: Emulator) -> None:
-    done = icloudfs(
-        "login",
-        "--apple-id",
-        emulator.apple_id,
-        "--password-stdin",
-        "--code",
-        emulator.code,
-        stdin=emulator.password + "\n",
-    )
+def signed_in(emulator: Emulator) -> None:
+    done = emulator.cli_login()
     assert done.returncode == 0, done.stderr
 
 

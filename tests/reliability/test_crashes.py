@@ -80,18 +80,8 @@ def test_kill_9_at_random_points_loses_nothing(
     daemons: list[subprocess.Popen[str]],
 ) -> None:
     monkeypatch.setenv("ICLOUDFS_CONTROL_ADDR", "127.0.0.1:0")
-    login = icloudfs(
-        emulator,
-        "login",
-        "--apple-id",
-        emulator.apple_id,
-        "--password-stdin",
-        "--code",
-        emulator.code,
-        stdin=subprocess.PIPE,
-    )
-    login.communicate(emulator.password + "\n", timeout=60)
-    assert login.returncode == 0
+    login = emulator.cli_login()
+    assert login.returncode == 0, login.stderr
     checker = emulator.signed_in(tmp_path / "checker")
     checker.drive.root.mkdir("crash")
     mountpoint, log = tmp_path / "mnt", tmp_path / "daemon.log"

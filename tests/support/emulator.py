@@ -99,6 +99,29 @@ class Emulator:
             assert api.validate_2fa_code(self.code)
         return api
 
+    def cli(self, *args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """``icloudfs ARGS --endpoint URL --ca-file CA`` as a user runs it (environment inherited)."""
+        return subprocess.run(
+            [sys.executable, "-m", "icloudfs", *args, "--endpoint", self.url, "--ca-file", self.ca],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def cli_login(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        """``icloudfs login`` with this emulator's account and code (password on stdin)."""
+        return self.cli(
+            "login",
+            "--apple-id",
+            self.apple_id,
+            "--password-stdin",
+            "--code",
+            self.code,
+            *extra,
+            stdin=self.password + "\n",
+        )
+
     # ---- lifecycle ------------------------------------------------------------------------
 
     def stop(self) -> None:

@@ -16,11 +16,11 @@ import pytest
 
 from icloudfs.config import Settings
 from icloudfs.control import ControlServer, ControlService, TokenStore
-from tests.support.netns import veth_namespace
+from tests.support.netns import addresses, veth_namespace
 
 from .fakes import FakeAccount, FakeFilesystem
 
-HOST_IP, NS_IP = "10.200.7.1", "10.200.7.2"
+HOST_IP, NS_IP = addresses(200)
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +134,7 @@ class RemotePeer:
 
 @pytest.fixture(scope="session")
 def remote_peer() -> Iterator[RemotePeer]:
-    """A network namespace joined to this one by a veth pair (10.200.7.0/30 only)."""
+    """A network namespace joined to this one by a veth pair (10.200.x.0/30 only)."""
     with veth_namespace("icfs-ctl", "icc", HOST_IP, NS_IP) as namespace:
         yield RemotePeer(namespace)
 

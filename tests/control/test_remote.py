@@ -1,4 +1,4 @@
-"""A real remote peer: requests from another network namespace (10.200.7.2) to a server
+"""A real remote peer: requests from another network namespace (10.200.x.2) to a server
 bound to all interfaces because ``allow_remote`` is on."""
 
 from __future__ import annotations

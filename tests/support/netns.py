@@ -1,6 +1,6 @@
 """A real remote peer for tests: a network namespace joined to this one by a veth pair.
 
-Addresses are a /30 of 10.200.x.0 between this machine's own namespaces only. A namespace is
+Addresses are a /30 of 10.200-201.x.0 between this machine's own namespaces only. A namespace is
 named after the pid of the test run that made it, so one left by a killed run (whose addresses
 would clash) is recognised and removed before a new one is made.
 """
@@ -14,6 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+
+def addresses(second_octet: int) -> tuple[str, str]:
+    """(host, namespace) addresses of a /30 of 10.<second_octet>.x.0 that is this test run's own,
+    so two runs on one machine (a developer's and CI's) never claim the same address."""
+    third = os.getpid() % 250
+    return f"10.{second_octet}.{third}.1", f"10.{second_octet}.{third}.2"
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

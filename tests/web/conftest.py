@@ -21,7 +21,7 @@ from icloudfs.config import Settings
 from icloudfs.control import Account, ControlServer, ControlService, TokenStore
 from icloudfs.icloud.account import Account as ICloudAccount
 from tests.support.emulator import Emulator, start_emulator
-from tests.support.netns import veth_namespace
+from tests.support.netns import addresses, veth_namespace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,8 +36,8 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-# A subnet of its own: tests/control's namespace (10.200.7.0/30) may be up at the same time.
-HOST_IP, NS_IP = "10.200.9.1", "10.200.9.2"
+# A subnet of its own (10.201.x.0/30): tests/control (10.200.x.0/30) may be up at the same time.
+HOST_IP, NS_IP = addresses(201)
 
 
 def free_port() -> int:
@@ -229,6 +229,6 @@ class Namespace:
 
 @pytest.fixture(scope="session")
 def remote_net() -> Iterator[Namespace]:
-    """A network namespace joined to this one by a veth pair (10.200.9.0/30 only)."""
+    """A network namespace joined to this one by a veth pair (10.201.x.0/30 only)."""
     with veth_namespace("icfs-web", "icw", HOST_IP, NS_IP) as name:
         yield Namespace(name)

@@ -94,6 +94,7 @@ def mount_options(settings: Settings, mountpoint: Path, **flags: object) -> Moun
         metadata_ttl=config.parse_duration(settings.metadata_ttl),
         negative_ttl=config.parse_duration(settings.negative_ttl),
         write_back=config.parse_duration(settings.write_back),
+        poll_interval=config.parse_duration(settings.poll_interval),
         drain_timeout=config.parse_duration(settings.drain_timeout),
         fsname="icloud:" + settings.folder.replace(",", "\\,"),  # libfuse splits options at commas
         **flags,  # type: ignore[arg-type]

@@ -96,6 +96,7 @@ class MetadataCache:
         self._local: dict[str, dict[str, Item]] = {}  # parent id -> key -> placeholder
         self._dirty: dict[str, _Listing | None] = {}  # None = delete the persisted row
         self._changes: Counter[str] = Counter()  # local changes per folder, to spot racing fetches
+        self._used: dict[str, float] = {}  # folder id -> when a lookup or readdir last needed it
         self._inflight: dict[str, Future[_Listing]] = {}
         self.hits = 0
         self.misses = 0
@@ -244,6 +245,29 @@ class MetadataCache:
 
     # -- persistence and stats ----------------------------------------------------------------
 
+    def poll(self, interval: float, batch: int = 64) -> int:
+        """Fetch again the folders used within the last few intervals whose listing is older
+        than ``interval``, many per request, so changes made on other devices show up without
+        waiting for a lookup to find the listing expired. Returns how many were fetched."""
+        now = time.time()
+        with self._lock:
+            recent = {f: t for f, t in self._used.items() if now - t < 5 * interval}
+            self._used = recent
+            due = [
+                f
+                for f in recent
+                if (listing := self._cached(f)) is not None and now - listing.fetched >= interval
+            ]
+        for start in range(0, len(due), batch):
+            try:
+                self._fetch(due[start : start + batch])
+            except _OFFLINE_ERRORS as error:
+                log.info("polling for remote changes paused: %s", error)
+                return start
+            except NotFound:
+                continue  # a folder went away; the next lookup finds out
+        return len(due)
+
     def flush(self) -> None:
         """Write changed listings to SQLite."""
         with self._lock:
@@ -278,6 +302,7 @@ class MetadataCache:
     def _listing(self, folder: Item, max_age: float) -> _Listing:
         now = time.time()
         with self._lock:
+            self._used[folder.id] = now
             listing = self._cached(folder.id)
         if listing is None:
             listing = self._load(folder.id)
@@ -399,16 +424,21 @@ def _open_db(path: Path | None) -> sqlite3.Connection:
 
 
 def _from_listing(listing: Listing) -> _Listing:
-    children = {
-        name_key(c): c for c in listing.children if not c.id.endswith(_TRASH_SUFFIX)
-    }
+    children = {name_key(c): c for c in listing.children if not c.id.endswith(_TRASH_SUFFIX)}
     return _Listing(listing.folder, children, time.time())
 
 
 def item_to_row(item: Item) -> list[Any]:
     return [
-        item.id, item.parent_id, item.name, item.kind.value, item.size, item.mtime, item.etag,
-        item.zone, item.docwsid,
+        item.id,
+        item.parent_id,
+        item.name,
+        item.kind.value,
+        item.size,
+        item.mtime,
+        item.etag,
+        item.zone,
+        item.docwsid,
     ]
 
 

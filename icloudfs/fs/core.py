@@ -95,8 +95,10 @@ class Filesystem:
         gid: int | None = None,
         umask: int = 0o022,
         prefetch_folders: bool = True,
+        poll_interval: float = 60.0,
     ) -> None:
         self._drive = drive
+        self._poll_interval = poll_interval
         self.folder = folder
         self.read_only = read_only
         self._uid = os.getuid() if uid is None else uid
@@ -685,11 +687,16 @@ class Filesystem:
             raise
 
     def _housekeep(self) -> None:
+        """Save listings every few seconds; poll for remote changes every ``poll_interval``."""
+        next_poll = time.monotonic() + self._poll_interval
         while not self._stop.wait(2.0):
             try:
                 self.meta.flush()
+                if self._poll_interval > 0 and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self._poll_interval
+                    self.meta.poll(self._poll_interval)
             except Exception:
-                log.exception("could not save the metadata cache")
+                log.exception("background metadata work failed")
 
 
 def _parts(path: str) -> list[str]:

@@ -62,6 +62,7 @@ class MountOptions:
     metadata_ttl: float = 60.0
     negative_ttl: float = 5.0
     write_back: float = 2.0
+    poll_interval: float = 60.0  # re-list recently used folders this often (0: only on expiry)
     uid: int | None = None
     gid: int | None = None
     umask: int = 0o022
@@ -83,6 +84,7 @@ class Mount:
             metadata_ttl=options.metadata_ttl,
             negative_ttl=options.negative_ttl,
             write_back=options.write_back,
+            poll_interval=options.poll_interval,
             read_only=options.read_only,
             uid=options.uid,
             gid=options.gid,

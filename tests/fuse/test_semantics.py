@@ -251,3 +251,17 @@ def test_writeback_cache_mode_writes_correctly(drive: MemoryDrive, mount_factory
     live.settle()
     expected = "".join(f"line {i}\n" for i in range(1, 101)).encode()
     assert drive.content("log.txt") == expected[:5] + b"X" + expected[6:]
+
+
+def test_polling_shows_remote_changes_without_a_lookup(drive: MemoryDrive, mount_factory: MountFactory) -> None:
+    drive.add_folder("shared")
+    live = mount_factory(drive, metadata_ttl=3600.0, poll_interval=1.0)
+    assert os.listdir(live.path / "shared") == []
+    drive.add_file("shared/from-iphone.txt", b"new")
+    shared = live.fs.meta.lookup(live.fs.top, "shared")
+    assert shared is not None
+    deadline = time.monotonic() + 15
+    while "from-iphone.txt" not in [c.name for c in live.fs.meta.children(shared)]:
+        assert time.monotonic() < deadline, "the poll never re-listed the folder"
+        time.sleep(0.2)
+    assert os.listdir(live.path / "shared") == ["from-iphone.txt"]

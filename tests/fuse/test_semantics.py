@@ -253,7 +253,9 @@ def test_writeback_cache_mode_writes_correctly(drive: MemoryDrive, mount_factory
     assert drive.content("log.txt") == expected[:5] + b"X" + expected[6:]
 
 
-def test_polling_shows_remote_changes_without_a_lookup(drive: MemoryDrive, mount_factory: MountFactory) -> None:
+def test_polling_shows_remote_changes_without_a_lookup(
+    drive: MemoryDrive, mount_factory: MountFactory
+) -> None:
     drive.add_folder("shared")
     live = mount_factory(drive, metadata_ttl=3600.0, poll_interval=1.0)
     assert os.listdir(live.path / "shared") == []

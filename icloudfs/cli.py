@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     mount.add_argument("--negative-ttl", help="how long 'not found' is trusted, e.g. 5s")
     mount.add_argument("--write-back", help="quiet time after close before uploading, e.g. 2s")
     mount.add_argument("--poll-interval", help="re-list recently used folders this often, e.g. 60s (0: off)")
+    mount.add_argument("--offline-timeout", help="how long a call waits for an unreachable iCloud, e.g. 30s")
     mount.add_argument("--uid", type=int, help="owner shown for all files (default: yours)")
     mount.add_argument("--gid", type=int, help="group shown for all files (default: yours)")
     mount.add_argument("--umask", type=lambda text: int(text, 8), default=0o022, help="default 022")
@@ -172,6 +173,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         negative_ttl=args.negative_ttl,
         write_back=args.write_back,
         poll_interval=args.poll_interval,
+        offline_timeout=args.offline_timeout,
     )
     options = runner.mount_options(
         settings,

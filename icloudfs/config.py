@@ -62,6 +62,7 @@ class Settings:
     negative_ttl: str = "5s"
     write_back: str = "2s"
     poll_interval: str = "60s"
+    offline_timeout: str = "30s"
     drain_timeout: str = "60s"  # on unmount/SIGTERM: how long to wait for pending uploads
     allow_other: bool = False
     control_addr: str = "127.0.0.1:8731"

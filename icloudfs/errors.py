@@ -9,7 +9,8 @@ Backends raise these; the FUSE layer maps them to errno in one place
     │   ├── AlreadyExists           EEXIST
     │   ├── Conflict                the item changed remotely (stale etag)
     │   ├── Throttled               Apple answered 503: back off
-    │   ├── Unavailable             network down, 5xx after retries
+    │   ├── Unavailable             5xx after retries, malformed answers
+    │   │   └── Unreachable         no answer at all: network down, refused, timed out
     │   └── AuthError               the session cannot be used
     │       ├── AuthRequired        signed out, or the saved session is gone
     │       ├── Needs2FA            Apple demands a new code
@@ -48,6 +49,10 @@ class Throttled(DriveError):
 
 class Unavailable(DriveError):
     """The service could not be reached or kept failing."""
+
+
+class Unreachable(Unavailable):
+    """Nothing answered: the network is down, the connection was refused or timed out."""
 
 
 class AuthError(DriveError):

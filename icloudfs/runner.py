@@ -81,7 +81,12 @@ def open_session(settings: Settings) -> Session:
             settings.apple_id,
             state.value,
         )
-    return Session(settings, account, ICloudDrive(account, ca_file=settings.ca_file or None))
+    drive = ICloudDrive(
+        account,
+        ca_file=settings.ca_file or None,
+        offline_timeout=config.parse_duration(settings.offline_timeout),
+    )
+    return Session(settings, account, drive)
 
 
 def mount_options(settings: Settings, mountpoint: Path, **flags: object) -> MountOptions:

@@ -77,6 +77,17 @@ class ContentCache:
                 self._index.move_to_end(rel)
         return data
 
+    def advise(self, docwsid: str, etag: str, index: int) -> None:
+        """Have the kernel read a cached block into memory in the background (a reader is coming)."""
+        try:
+            fd = os.open(self.root / self._rel(docwsid, etag, index), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
+
     def contains(self, docwsid: str, etag: str, index: int) -> bool:
         with self._lock:
             return self._rel(docwsid, etag, index) in self._index

@@ -15,6 +15,11 @@ Each open file has a ``ReadStream`` that decides how far to read ahead:
   requests in flight.
 - Any other read is random: the window collapses and only the blocks under the
   request are fetched, so a seek into a large file never drags the whole file in.
+- When a read has to wait for its own blocks, its read-ahead is sent once they
+  have arrived, so they do not share the link with it (the first read of a file
+  answers in one block's time, not two). Blocks ahead that are already cached
+  are read into the page cache in the background (``posix_fadvise``), so a
+  re-read from the disk cache does not wait for the disk block by block.
 
 Demand fetches and read-ahead use separate thread pools, so a burst of
 read-ahead never queues in front of a read someone is waiting for; a demand
@@ -76,7 +81,7 @@ class Reader:
         end = min(offset + size, item.size)
         if offset >= end:
             return b""
-        self._read_ahead(item, offset, end, stream)
+        ahead = self._plan_ahead(item, offset, end, stream)
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
         pending: list[tuple[int, Future[bytes]]] = []
@@ -89,6 +94,11 @@ class Reader:
                 parts[index] = cached
             else:
                 pending.append((index, self._fetch(item, index)))
+        if ahead is not None:
+            if pending:  # the reader waits for these: let them have the link to themselves
+                pending[-1][1].add_done_callback(lambda _: self._schedule_ahead(item, end, *ahead))
+            else:
+                self._schedule_ahead(item, end, *ahead)
         for index, future in pending:
             block = future.result()
             start = offset - index * bs if index == first else 0
@@ -117,7 +127,8 @@ class Reader:
             return done
         return self._fetch(item, index)
 
-    def _read_ahead(self, item: Item, offset: int, end: int, stream: ReadStream) -> None:
+    def _plan_ahead(self, item: Item, offset: int, end: int, stream: ReadStream) -> tuple[int, int] | None:
+        """Update the stream's window; the byte range to read ahead, if any."""
         with stream.lock:
             sequential = abs(offset - stream.next_offset) <= max(stream.window, self.block_size)
             if (sequential and offset > 0) or offset == 0 == stream.next_offset:
@@ -127,10 +138,13 @@ class Reader:
                 stream.ahead_until = 0
             stream.next_offset = max(end, stream.next_offset) if sequential else end
             if not stream.window:
-                return
+                return None
             start = max(end, stream.ahead_until)
             stop = min(end + stream.window, item.size)
             stream.ahead_until = max(stream.ahead_until, stop)
+        return (start, stop) if start < stop else None
+
+    def _schedule_ahead(self, item: Item, end: int, start: int, stop: int) -> None:
         bs = self.block_size
         for index in range(start // bs, (stop + bs - 1) // bs):
             if index * bs >= end:  # blocks under the request are fetched on demand
@@ -152,8 +166,13 @@ class Reader:
     def _fetch_ahead(self, item: Item, index: int) -> None:
         key = (item.docwsid, item.etag, index)
         with self._lock:
-            if key not in self._inflight and not self._cache.contains(*key):
+            if key in self._inflight:
+                return
+            if not self._cache.contains(*key):
                 self._start(key, item, index, ahead=True)
+                return
+        # Cached on disk: have it in memory before the reader asks (off this thread: it may block).
+        self._ahead.submit(self._cache.advise, *key)
 
     def _start(self, key: _BlockKey, item: Item, index: int, *, ahead: bool) -> Future[bytes]:
         """Submit a download (hold ``_lock``)."""

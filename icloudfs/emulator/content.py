@@ -27,7 +27,7 @@ from icloudfs.emulator.responses import json_response
 
 router = APIRouter()
 _CHUNK = 1 << 20
-_THROTTLED_CHUNK = 1 << 16
+_THROTTLED_CHUNK = 1 << 18
 
 
 class Unsatisfiable(Exception):

@@ -4,7 +4,10 @@
   Unicode and emoji names, a name with ``/``, an empty folder, a few-MB file and a
   ``.pages`` package in the Pages library);
 * ``tree:FILES:FOLDERS[:BYTES]``: a synthetic tree under ``/tree-FILES-FOLDERS`` with
-  FOLDERS folders (in a shallow fan-out) holding FILES files of BYTES bytes (default 1024).
+  FOLDERS folders (in a shallow fan-out) holding FILES files of BYTES bytes (default 1024);
+* ``file:NAME:BYTES``: one file ``/NAME`` of BYTES pattern bytes (streamed, so GiB files are cheap).
+
+``tree_layout`` and ``write_pattern`` let a benchmark build the same files elsewhere.
 
 New seeds are a function taking the store and the spec's arguments, added to ``SEEDS``.
 """
@@ -38,6 +41,32 @@ def _pattern(label: str, size: int) -> bytes:
     """Deterministic, label-specific bytes (so every file's content differs)."""
     block = hashlib.sha256(label.encode()).digest() * 128  # 4 KiB
     return (block * (size // len(block) + 1))[:size]
+
+
+def write_pattern(path: Path, label: str, size: int) -> None:
+    """Write ``_pattern(label, size)`` to ``path`` without holding it all in memory."""
+    chunk = _pattern(label, 4 << 20)
+    with path.open("wb") as out:
+        left = size
+        while left > 0:
+            left -= out.write(chunk[: min(left, len(chunk))])
+
+
+def tree_layout(files: int, folders: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """The ``tree`` seed's folders (parents first) and (file path, content label), relative to its top.
+
+    Folder ``n`` goes under folder ``n // 8`` (a broad, shallow tree); file ``n`` into folder ``n % folders``.
+    """
+    folders = max(1, folders)
+    paths = [""]
+    for n in range(folders - 1):
+        parent = paths[n // 8]
+        paths.append(f"{parent}/dir{n:05d}" if parent else f"dir{n:05d}")
+    made = []
+    for n in range(files):
+        parent = paths[n % folders]
+        made.append((f"{parent}/file{n:06d}.bin" if parent else f"file{n:06d}.bin", f"tree-{n}"))
+    return paths[1:], made
 
 
 def _pdf(title: str) -> bytes:
@@ -114,15 +143,31 @@ def seed_tree(store: Store, args: list[str]) -> None:
     size = int(args[2]) if len(args) > 2 else 1024
     root = store.get(ROOT_ID)
     assert root is not None
-    top = _folder(store, root, f"tree-{files}-{folders}")
-    made = [top]
-    for n in range(folders - 1):  # each folder goes under an earlier one: a broad, shallow tree
-        made.append(_folder(store, made[n // 8], f"dir{n:05d}"))
-    for n in range(files):
-        _file(store, made[n % len(made)], f"file{n:06d}.bin", _pattern(f"tree-{n}", size))
+    made = {"": _folder(store, root, f"tree-{files}-{folders}")}
+    folder_paths, file_paths = tree_layout(files, folders)
+    for path in folder_paths:
+        parent, _, name = path.rpartition("/")
+        made[path] = _folder(store, made[parent], name)
+    for path, label in file_paths:
+        parent, _, name = path.rpartition("/")
+        _file(store, made[parent], name, _pattern(label, size))
 
 
-SEEDS: dict[str, Callable[[Store, list[str]], None]] = {"demo": seed_demo, "tree": seed_tree}
+def seed_file(store: Store, args: list[str]) -> None:
+    name, size = args[0], int(args[1])
+    root = store.get(ROOT_ID)
+    assert root is not None
+    fd, tmp = tempfile.mkstemp(dir=store.staging)
+    os.close(fd)
+    write_pattern(Path(tmp), name, size)
+    store.add_file(root, name, Path(tmp), zone=root.zone)
+
+
+SEEDS: dict[str, Callable[[Store, list[str]], None]] = {
+    "demo": seed_demo,
+    "tree": seed_tree,
+    "file": seed_file,
+}
 
 
 def apply_seed(store: Store, spec: str) -> None:

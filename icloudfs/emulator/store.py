@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS items (
     created REAL NOT NULL, modified REAL NOT NULL, changed REAL NOT NULL, opened REAL NOT NULL,
     restore_parent TEXT, trashed REAL);
 CREATE UNIQUE INDEX IF NOT EXISTS items_name ON items(parent, name_key) WHERE parent != 'TRASH_ROOT';
+CREATE INDEX IF NOT EXISTS items_parent ON items(parent);
 CREATE INDEX IF NOT EXISTS items_doc ON items(zone, docwsid);
 CREATE INDEX IF NOT EXISTS items_blob ON items(blob);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,6 +128,8 @@ class Store:
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT MAX(MAX(rev), MAX(crev)) FROM items").fetchone()
         self._rev = int(row[0] or 0)
+        self._writes = 0  # write transactions so far; ``subtree_totals`` is memoised per value
+        self._totals: dict[str, tuple[int, tuple[int, int]]] = {}
         self._ensure_roots()
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -134,7 +137,11 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._db:
-            yield self._db
+            self._writes += 1  # before and after: a reader never caches a half-written state
+            try:
+                yield self._db
+            finally:
+                self._writes += 1
 
     def _next_rev(self) -> int:
         self._rev += 1
@@ -211,8 +218,16 @@ class Store:
             return int(self._db.execute("SELECT COUNT(*) FROM items WHERE parent=?", (parent,)).fetchone()[0])
 
     def subtree_totals(self, folder: str) -> tuple[int, int]:
-        """(file count, bytes) below ``folder``, recursively, as ``fileCount``/``assetQuota`` report."""
+        """(file count, bytes) below ``folder``, recursively, as ``fileCount``/``assetQuota`` report.
+
+        Memoised until the next write: every listing reports it for each subfolder, and on a big
+        tree the recursive query costs tens of ms.
+        """
         with self._lock:
+            memo = self._totals.get(folder)
+            if memo is not None and memo[0] == self._writes:
+                return memo[1]
+            writes = self._writes
             row = self._db.execute(
                 """WITH RECURSIVE sub(id) AS (SELECT drivewsid FROM items WHERE parent=:f
                        UNION ALL SELECT i.drivewsid FROM items i JOIN sub ON i.parent=sub.id)
@@ -220,7 +235,9 @@ class Store:
                    WHERE kind='FILE' AND drivewsid IN (SELECT id FROM sub)""",
                 {"f": folder},
             ).fetchone()
-        return int(row[0]), int(row[1])
+            totals = int(row[0]), int(row[1])
+            self._totals[folder] = (writes, totals)
+        return totals
 
     def used_bytes(self) -> int:
         with self._lock:

@@ -40,6 +40,8 @@ from pyicloud.exceptions import (
     PyiCloudFailedLoginException,
 )
 from pyicloud.services.drive import DriveService
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
 
 from icloudfs.errors import (
     AccountLocked,
@@ -48,6 +50,7 @@ from icloudfs.errors import (
     Needs2FA,
     Throttled,
     Unavailable,
+    Unreachable,
     WebAccessBlocked,
 )
 from icloudfs.icloud.endpoint import service_class
@@ -93,8 +96,10 @@ class Account:
         endpoint: str | None = None,
         ca_file: str | None = None,
         passwords: PasswordStore | None = None,
+        request_timeout: float = 60.0,
     ) -> None:
         self.apple_id = apple_id
+        self.request_timeout = request_timeout
         self._session_dir = session_dir
         self._service_cls = service_class(endpoint or None)
         self._verify: bool | str = ca_file or True
@@ -238,6 +243,10 @@ class Account:
         if isinstance(self._verify, str):
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would silently override an explicit CA file.
             api.session.trust_env = False
+        # pyicloud sets no timeout, so a black-holed connection would hang a FUSE call forever.
+        adapter = _TimeoutAdapter(self.request_timeout, pool_maxsize=32)
+        api.session.mount("https://", adapter)
+        api.session.mount("http://", adapter)
         return api
 
     def _authenticate(self, api: PyiCloudService, *, force: bool) -> AuthState:
@@ -285,7 +294,7 @@ class Account:
                 "iforgot.apple.com, then sign in again."
             ) from error
         except PyiCloudConnectionException as error:
-            raise Unavailable(f"iCloud could not be reached: {error}") from error
+            raise Unreachable(f"iCloud could not be reached: {error}") from error
         except (PyiCloudFailedLoginException, PyiCloudAPIResponseException) as error:
             status = _status_of(error)
             if status == 503:
@@ -386,6 +395,19 @@ class Account:
         if not isinstance(trusted_at, int | float):
             return None
         return max(0, TRUST_DAYS - int((time.time() - trusted_at) // 86400))
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """An HTTPAdapter that applies a default timeout to requests made without one."""
+
+    def __init__(self, timeout: float, **kwargs: Any) -> None:
+        self._timeout = timeout
+        super().__init__(**kwargs)
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        return super().send(request, **kwargs)
 
 
 def _slug(apple_id: str) -> str:

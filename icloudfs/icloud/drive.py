@@ -47,7 +47,13 @@ from pyicloud.exceptions import (
 )
 from pyicloud.services.drive import DriveNode, DriveService
 from requests.adapters import HTTPAdapter
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from icloudfs.drive.types import Item, Listing, Quota
 from icloudfs.errors import (
@@ -57,6 +63,7 @@ from icloudfs.errors import (
     NotFound,
     Throttled,
     Unavailable,
+    Unreachable,
     WebAccessBlocked,
 )
 from icloudfs.icloud.account import ADP_MESSAGE, Account
@@ -67,6 +74,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHUNK = 1 << 20
+OFFLINE_TIMEOUT_S = 30.0  # longest a call keeps retrying while iCloud is unreachable
+REQUEST_TIMEOUT_S = 60.0  # connect/read timeout of one request
+OFFLINE_PAUSE_S = 5.0  # after retries run out, calls fail at once for this long
 LIST_BATCH = 64
 URL_TTL_S = 600.0
 
@@ -78,14 +88,25 @@ class _SessionExpired(Exception):
 class ICloudDrive:
     """iCloud Drive behind the ``Drive`` protocol; thread-safe."""
 
-    def __init__(self, account: Account, *, ca_file: str | None = None, attempts: int = 5) -> None:
+    def __init__(
+        self,
+        account: Account,
+        *,
+        ca_file: str | None = None,
+        attempts: int = 5,
+        offline_timeout: float = OFFLINE_TIMEOUT_S,
+    ) -> None:
         self._account = account
+        # Retries end after ``attempts`` or ``offline_timeout`` seconds, whichever comes first, so
+        # a FUSE call fails (EHOSTDOWN) instead of hanging while iCloud is unreachable.
         self._retrying = Retrying(
             retry=retry_if_exception_type((Throttled, Unavailable)),
             wait=wait_random_exponential(multiplier=0.25, max=8),
-            stop=stop_after_attempt(attempts),
+            stop=stop_after_attempt(attempts) | stop_after_delay(offline_timeout),
             reraise=True,
         )
+        self._request_timeout = min(REQUEST_TIMEOUT_S, offline_timeout)
+        self._offline_until = 0.0
         self._content = requests.Session()
         self._content.verify = ca_file or True
         # REQUESTS_CA_BUNDLE would silently override an explicit CA file.
@@ -159,7 +180,7 @@ class ICloudDrive:
         for fresh in (False, True):
             url = self._download_url(item, fresh=fresh)
             try:
-                return self._retrying(self._get_range, url, offset, end - 1)
+                return self._retried(self._get_range, url, offset, end - 1)
             except NotFound:
                 if fresh:
                     raise
@@ -169,12 +190,14 @@ class ICloudDrive:
     def _get_range(self, url: str, first: int, last: int) -> bytes:
         try:
             response = self._content.get(
-                url, headers={"Range": f"bytes={first}-{last}"}, timeout=60, stream=True
+                url, headers={"Range": f"bytes={first}-{last}"}, timeout=self._request_timeout, stream=True
             )
             # One read of the whole body: ``response.content`` would take it 10 KiB at a time
             # (half the client's CPU on a fast link). A short body raises, and is retried.
             data: bytes = response.raw.read(decode_content=True)
             response.raw.release_conn()
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise Unreachable(f"download failed: {error}") from error
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             raise Unavailable(f"download failed: {error}") from error
         if response.status_code == 206:
@@ -381,12 +404,26 @@ class ICloudDrive:
         )
         return response.json()
 
+    def _retried(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` with retries; after they run out on an unreachable iCloud, calls fail at once
+        for a short pause (a circuit breaker), so a path walk or a listing served from the cache
+        does not wait out the offline timeout at every step."""
+        left = self._offline_until - time.monotonic()
+        if left > 0:
+            raise Unreachable(f"iCloud is unreachable; trying again in {left:.0f} s")
+        try:
+            result: T = self._retrying(fn, *args)
+        except Unreachable:
+            self._offline_until = time.monotonic() + OFFLINE_PAUSE_S
+            raise
+        return result
+
     def _call(self, fn: Callable[[DriveService, PyiCloudService], T]) -> T:
         """Run ``fn`` with retries; renew the session once on 421."""
         for renewed in (False, True):
             drive, api, generation = self._account.drive()
             try:
-                result: T = self._retrying(_translated, fn, drive, api)
+                result: T = self._retried(_translated, fn, drive, api)
                 return result
             except _SessionExpired:
                 if renewed:
@@ -401,7 +438,7 @@ def _translated(
     try:
         return fn(drive, api)
     except PyiCloudConnectionException as error:
-        raise Unavailable(f"iCloud could not be reached: {error}") from error
+        raise Unreachable(f"iCloud could not be reached: {error}") from error
     except PyiCloud2SARequiredException as error:
         raise _SessionExpired() from error
     except PyiCloudAPIResponseException as error:

@@ -20,11 +20,13 @@ demo: install
 	$(VENV)/bin/icloudfs demo
 
 test: install
-	$(VENV)/bin/ruff check icloudfs tests
+	$(VENV)/bin/ruff check icloudfs tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 bench: install
+	$(PY) -m pip install -q -e '.[test,bench]'
+	@command -v fio >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio; }
 	$(PY) bench/run.py $(if $(QUICK),--quick,)
 
 clean:

@@ -77,17 +77,6 @@ class ContentCache:
                 self._index.move_to_end(rel)
         return data
 
-    def advise(self, docwsid: str, etag: str, index: int) -> None:
-        """Have the kernel read a cached block into memory in the background (a reader is coming)."""
-        try:
-            fd = os.open(self.root / self._rel(docwsid, etag, index), os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        finally:
-            os.close(fd)
-
     def contains(self, docwsid: str, etag: str, index: int) -> bool:
         with self._lock:
             return self._rel(docwsid, etag, index) in self._index
@@ -119,9 +108,7 @@ class ContentCache:
                     offset = index * self.block_size
                     copied = 0
                     while copied < length:
-                        copied += os.copy_file_range(
-                            src_fd, dst.fileno(), length - copied, offset + copied
-                        )
+                        copied += os.copy_file_range(src_fd, dst.fileno(), length - copied, offset + copied)
                 os.replace(tmp, path)
                 self._added(rel, length)
 
@@ -163,7 +150,7 @@ class ContentCache:
         with self._lock:
             victims: list[str] = []
             if self._versions.get(folder, version) != version:  # a new version: drop the old
-                victims = [r for r in self._index if _split(r) [0] == folder and _split(r)[1] != version]
+                victims = [r for r in self._index if _split(r)[0] == folder and _split(r)[1] != version]
             self._versions[folder] = version
             self.used += size - self._index.pop(rel, 0)
             self._index[rel] = size

@@ -50,6 +50,8 @@ from icloudfs.errors import AuthError, NotFound, Throttled, Unavailable
 log = logging.getLogger(__name__)
 
 LOCAL_PREFIX = "LOCAL::"
+PREFETCH_DEPTH = 3  # levels of subfolders fetched ahead of a walk
+PREFETCH_MAX_FOLDERS = 512  # per level and walk step; several list requests of 64 in parallel
 _TRASH_SUFFIX = "::TRASH_ROOT"
 _OFFLINE_ERRORS = (Unavailable, Throttled, AuthError)
 
@@ -81,13 +83,11 @@ class MetadataCache:
         ttl: float,
         negative_ttl: float,
         max_entries: int = 200_000,
-        prefetch_batch: int = 64,
         background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._drive = drive
         self.ttl = ttl
         self.negative_ttl = negative_ttl
-        self._prefetch_batch = prefetch_batch
         self._background = background
         self._lock = threading.Lock()
         self._cache: LRUCache[str, _Listing] = LRUCache(
@@ -362,20 +362,26 @@ class MetadataCache:
                         del self._inflight[folder_id]
         return [w.result() for w in waits]
 
-    def _prefetch(self, folders: list[Item]) -> None:
+    def _prefetch(self, folders: list[Item], depth: int = PREFETCH_DEPTH) -> None:
+        """Fetch these folders ahead of a tree walk, then their subfolders, ``depth`` levels down
+        (bounded, so one ``ls`` never crawls a whole drive)."""
         now = time.time()
         with self._lock:
             stale = [
                 f.id
                 for f in folders
                 if (cached := self._cache.get(f.id)) is None or now - cached.fetched >= self.ttl
-            ]
+            ][:PREFETCH_MAX_FOLDERS]
         if not stale:
             return
         try:
-            self._fetch(stale[: self._prefetch_batch])
+            listings = self._fetch(stale)
         except Exception as error:  # a hint only: the demand path will ask again
             log.debug("prefetch of %d folders failed: %s", len(stale), error)
+            return
+        deeper = [c for listing in listings for c in listing.children.values() if c.is_folder]
+        if depth > 1 and deeper and self._background is not None:
+            self._background(lambda: self._prefetch(deeper, depth - 1))
 
     def _ensure_loaded(self, folder_id: str) -> None:
         """Bring a persisted listing into memory, so a change is applied to it, not lost."""

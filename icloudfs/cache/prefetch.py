@@ -17,9 +17,7 @@ Each open file has a ``ReadStream`` that decides how far to read ahead:
   request are fetched, so a seek into a large file never drags the whole file in.
 - When a read has to wait for its own blocks, its read-ahead is sent once they
   have arrived, so they do not share the link with it (the first read of a file
-  answers in one block's time, not two). Blocks ahead that are already cached
-  are read into the page cache in the background (``posix_fadvise``), so a
-  re-read from the disk cache does not wait for the disk block by block.
+  answers in one block's time, not two).
 
 Demand fetches and read-ahead use separate thread pools, so a burst of
 read-ahead never queues in front of a read someone is waiting for; a demand
@@ -166,13 +164,8 @@ class Reader:
     def _fetch_ahead(self, item: Item, index: int) -> None:
         key = (item.docwsid, item.etag, index)
         with self._lock:
-            if key in self._inflight:
-                return
-            if not self._cache.contains(*key):
+            if key not in self._inflight and not self._cache.contains(*key):
                 self._start(key, item, index, ahead=True)
-                return
-        # Cached on disk: have it in memory before the reader asks (off this thread: it may block).
-        self._ahead.submit(self._cache.advise, *key)
 
     def _start(self, key: _BlockKey, item: Item, index: int, *, ahead: bool) -> Future[bytes]:
         """Submit a download (hold ``_lock``)."""

@@ -110,8 +110,15 @@ class Entry:
         if self.base is not None:
             return dataclasses.replace(self.base, size=self.size, mtime=self.mtime)
         return Item(
-            self.item_id, self.parent_id, self.name, ItemKind.FILE, self.size, self.mtime, "",
-            "", self.key,
+            self.item_id,
+            self.parent_id,
+            self.name,
+            ItemKind.FILE,
+            self.size,
+            self.mtime,
+            "",
+            "",
+            self.key,
         )
 
 
@@ -127,7 +134,7 @@ class WriteBack:
         folder: Path,
         *,
         delay: float,
-        workers: int = 4,
+        workers: int = 16,  # small files are round-trip bound: 4 -> 16 halved `cp -r` time on wan
     ) -> None:
         self._drive = drive
         self._meta = meta
@@ -402,8 +409,13 @@ class WriteBack:
                 "parent_id": e.parent_id,
                 "name": e.name,
                 "size": e.size,
-                "state": "uploading" if e.uploading else "failed" if e.failures else
-                "open" if e.writers else "queued",
+                "state": "uploading"
+                if e.uploading
+                else "failed"
+                if e.failures
+                else "open"
+                if e.writers
+                else "queued",
                 "attempts": e.failures,
                 "last_error": e.last_error or None,
             }
@@ -515,7 +527,11 @@ class WriteBack:
             log.warning(
                 "conflict on %s (%s; remote %s bytes, local %d bytes, %d upload(s) of ours known): "
                 "keeping the local version as a copy",
-                name, why, None if remote is None else remote.size, source.stat().st_size, len(attempts),
+                name,
+                why,
+                None if remote is None else remote.size,
+                source.stat().st_size,
+                len(attempts),
             )
         now = datetime.now()
         for attempt in range(1, 100):
@@ -539,9 +555,7 @@ class WriteBack:
             digest.update(self._drive.read(remote, offset, COMPARE_CHUNK))
         return digest.hexdigest()
 
-    def _stored(
-        self, entry: Entry, generation: int, source: Path, stored: Item, conflict: bool
-    ) -> None:
+    def _stored(self, entry: Entry, generation: int, source: Path, stored: Item, conflict: bool) -> None:
         with entry.lock:
             before = entry.item()
             entry.uploading = None

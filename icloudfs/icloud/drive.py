@@ -32,6 +32,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,6 +79,7 @@ OFFLINE_TIMEOUT_S = 30.0  # longest a call keeps retrying while iCloud is unreac
 REQUEST_TIMEOUT_S = 60.0  # connect/read timeout of one request
 OFFLINE_PAUSE_S = 5.0  # after retries run out, calls fail at once for this long
 LIST_BATCH = 64
+LIST_PARALLEL = 4  # listing requests in flight for one list_folders call
 URL_TTL_S = 600.0
 
 
@@ -107,6 +109,7 @@ class ICloudDrive:
         )
         self._request_timeout = min(REQUEST_TIMEOUT_S, offline_timeout)
         self._offline_until = 0.0
+        self._lister = ThreadPoolExecutor(LIST_PARALLEL, thread_name_prefix="icloudfs-list")
         self._content = requests.Session()
         self._content.verify = ca_file or True
         # REQUESTS_CA_BUNDLE would silently override an explicit CA file.
@@ -127,19 +130,27 @@ class ICloudDrive:
     def list_folders(self, folder_ids: Sequence[str]) -> list[Listing]:
         """List folders, many per request. A folder that vanished is left out of the
         result (``NotFound`` when it was the only one asked)."""
-        listings: list[Listing] = []
-        for start in range(0, len(folder_ids), LIST_BATCH):
-            batch = folder_ids[start : start + LIST_BATCH]
-            body = [{"drivewsid": folder_id, "partialData": False} for folder_id in batch]
-            nodes: list[Any] = self._call(
-                functools.partial(self._post_drivews, "/retrieveItemDetailsInFolders", body)
-            )
-            for node in nodes:
-                if isinstance(node, dict) and "items" in node and "drivewsid" in node:
-                    listings.append(self._listing(node))
+        batches = [folder_ids[start : start + LIST_BATCH] for start in range(0, len(folder_ids), LIST_BATCH)]
+        if len(batches) == 1:
+            answers = [self._list_batch(batches[0])]
+        else:  # several requests at once: a walk of a wide tree is not one round trip per batch
+            answers = list(self._lister.map(self._list_batch, batches))
+        listings = [
+            self._listing(node)
+            for nodes in answers
+            for node in nodes
+            if isinstance(node, dict) and "items" in node and "drivewsid" in node
+        ]
         if not listings and len(folder_ids) == 1:
             raise NotFound(f"folder {folder_ids[0]} not found")
         return listings
+
+    def _list_batch(self, folder_ids: Sequence[str]) -> list[Any]:
+        body = [{"drivewsid": folder_id, "partialData": False} for folder_id in folder_ids]
+        nodes: list[Any] = self._call(
+            functools.partial(self._post_drivews, "/retrieveItemDetailsInFolders", body)
+        )
+        return nodes
 
     def app_libraries(self) -> list[Item]:
         nodes = self._call(lambda drive, api: drive.get_app_data())

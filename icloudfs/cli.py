@@ -30,6 +30,7 @@ from icloudfs.icloud.passwords import check_password, keyring_info
 from icloudfs.ops import logging as ops_logging
 from icloudfs.ops import mount_helper
 from icloudfs.ops.commands import register as register_ops
+from icloudfs.ops.progress import Progress
 
 log = logging.getLogger("icloudfs")
 
@@ -89,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("path", type=Path, help="a path inside the mount")
     refresh.add_argument("-r", "--recursive", action="store_true", help="the whole subtree")
     refresh.set_defaults(func=cmd_refresh)
+
+    pin = commands.add_parser("pin", help="download PATH into the cache and keep it there for offline use")
+    pin.add_argument("path", type=Path, help="a file or folder inside the mount")
+    pin.set_defaults(func=cmd_pin, unpin=False)
+    unpin = commands.add_parser("unpin", help="let PATH be evicted from the cache again")
+    unpin.add_argument("path", type=Path, help="a file or folder inside the mount")
+    unpin.set_defaults(func=cmd_pin, unpin=True)
 
     demo = commands.add_parser("demo", help="emulator + sign-in + mount, to try icloudfs")
     demo.add_argument("mountpoint", type=Path, nargs="?", default=Path("icloud-demo"))
@@ -194,18 +202,43 @@ def cmd_unmount(args: argparse.Namespace) -> int:
     return runner.stop(Settings.load(), args.mountpoint, force=args.force)
 
 
+def _in_mount(client: ControlClient, path: Path) -> tuple[str, Path | None]:
+    """A path inside the running mount as the mount names it, and as a local path when it is one."""
+    mountpoint = client.status().mount.mountpoint
+    local = path.absolute()
+    if mountpoint and local.is_relative_to(mountpoint):
+        inside = local.relative_to(mountpoint).as_posix()
+        return ("/" if inside == "." else f"/{inside}"), local
+    remote = "/" + path.as_posix().lstrip("/")
+    return remote, (Path(mountpoint) / remote.lstrip("/") if mountpoint else None)
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Ask the running mount to fetch listings again; the path may be local or mount-relative."""
     with ControlClient.from_settings(Settings.load()) as client:
-        mountpoint = client.status().mount.mountpoint
-        local = args.path.absolute()
-        if mountpoint and local.is_relative_to(mountpoint):
-            inside = local.relative_to(mountpoint).as_posix()
-            remote = "/" if inside == "." else f"/{inside}"
-        else:
-            remote = "/" + args.path.as_posix().lstrip("/")
+        remote, _ = _in_mount(client, args.path)
         done = client.refresh(remote, recursive=args.recursive)
     print(f"Refreshed {done.path}: {done.folders} folder(s) fetched again.")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    """Keep PATH cached for offline use: mark it, then read every file through the mount."""
+    with ControlClient.from_settings(Settings.load()) as client:
+        remote, local = _in_mount(client, args.path)
+        done = client.pin(remote, keep=not args.unpin)
+    if args.unpin:
+        print(f"{done.path}: {done.files} file(s) may be evicted again.")
+        return 0
+    if local is None:
+        raise IcloudfsError("the mount's folder is unknown; pass a path inside the mount")
+    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+    progress = Progress(f"pinning {done.path}", total=done.bytes)
+    for path in files:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                progress.advance(len(chunk))
+    progress.done(f"{len(files)} file(s), {done.bytes / 1e6:.1f} MB kept for offline use")
     return 0
 
 

@@ -11,6 +11,9 @@ partial files natural (only the blocks that were read exist), makes eviction an
 first by mtime). Blocks are written to a temporary name and renamed, so a crash
 never leaves a torn block behind.
 
+Pinned documents (``icloudfs pin``) are kept for offline use: eviction skips
+their blocks, and the set survives restarts (``pins.json`` beside the blocks).
+
 Staged (dirty) files are not here: the write-back keeps them in its own folder
 and this cache only subtracts their size (``pinned``) from its budget, so dirty
 data is never evicted and clean data makes room for it.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -56,6 +60,8 @@ class ContentCache:
         self.hits = 0
         self.misses = 0
         root.mkdir(parents=True, exist_ok=True)
+        self._pins_file = root / "pins.json"
+        self._pins: set[str] = self._load_pins()  # document folders never evicted
         self._scan()
 
     def read(self, docwsid: str, etag: str, index: int, start: int, length: int) -> bytes | None:
@@ -119,6 +125,20 @@ class ContentCache:
             victims = [rel for rel in self._index if _split(rel)[0] in folders]
         return self._remove(victims)
 
+    def pin(self, docwsids: Iterable[str], *, keep: bool = True) -> None:
+        """Keep (or, with ``keep=False``, stop keeping) these documents' blocks from eviction."""
+        folders = {self._doc_folder(d) for d in docwsids}
+        with self._lock:
+            self._pins = self._pins | folders if keep else self._pins - folders
+            pins = sorted(self._pins)
+        temporary = self._pins_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(pins))
+        os.replace(temporary, self._pins_file)
+
+    def pinned_bytes(self) -> int:
+        with self._lock:
+            return sum(size for rel, size in self._index.items() if _split(rel)[0] in self._pins)
+
     def clear(self) -> int:
         with self._lock:
             victims = list(self._index)
@@ -159,7 +179,7 @@ class ContentCache:
             for candidate, candidate_size in self._index.items():  # least recently used first
                 if excess <= 0:
                     break
-                if candidate != rel and candidate not in victims:
+                if candidate != rel and candidate not in victims and _split(candidate)[0] not in self._pins:
                     victims.append(candidate)
                     excess -= candidate_size
         self._remove(victims)
@@ -177,9 +197,15 @@ class ContentCache:
                 os.unlink(self.root / rel)
         return freed
 
+    def _load_pins(self) -> set[str]:
+        try:
+            return set(json.loads(self._pins_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return set()
+
     def _scan(self) -> None:
         found: list[tuple[float, str, int]] = []
-        for path in self.root.glob("*/*/*"):
+        for path in self.root.glob("*/*/*"):  # blocks only: pins.json is one level up
             if path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
                 continue

@@ -29,6 +29,7 @@ from icloudfs.control.schemas import (
     EvictResult,
     Health,
     NewToken,
+    PinResult,
     RefreshResult,
     RetryResult,
     Status,
@@ -133,6 +134,9 @@ class ControlClient:
 
     def refresh(self, path: str, *, recursive: bool = False) -> RefreshResult:
         return self._fetch(RefreshResult, "POST", "/refresh", {"path": path, "recursive": recursive})
+
+    def pin(self, path: str, *, keep: bool = True) -> PinResult:
+        return self._fetch(PinResult, "POST", "/pin", {"path": path, "keep": keep})
 
     def uploads(self) -> list[Upload]:
         return self._fetch(list[Upload], "GET", "/uploads")

@@ -166,6 +166,18 @@ class RefreshResult(BaseModel):
     folders: int = Field(description="Folders fetched again")
 
 
+class PinRequest(RequestBody):
+    path: str = Field(min_length=1)
+    keep: bool = Field(default=True, description="False: stop keeping the files for offline use")
+
+
+class PinResult(BaseModel):
+    path: str
+    keep: bool
+    files: int = Field(description="Files under the path")
+    bytes: int = Field(description="Their total size")
+
+
 class Upload(BaseModel):
     """One queued or failed upload; the filesystem may add more fields."""
 

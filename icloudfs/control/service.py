@@ -89,6 +89,10 @@ class Filesystem(Protocol):
         """Drop cached content (of ``path``, or all); returns the bytes freed."""
         ...
 
+    def pin(self, path: str, keep: bool) -> tuple[int, int]:
+        """Keep (or stop keeping) the files under ``path`` cached for offline use: (files, bytes)."""
+        ...
+
     def uploads(self) -> Sequence[Mapping[str, Any]]: ...
 
     def retry_uploads(self) -> int:

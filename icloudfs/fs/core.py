@@ -185,8 +185,7 @@ class Filesystem:
         if offset == 0 or not handle.entries:
             attrs = self._attrs(handle.folder)
             children = [
-                (names.to_local(c.name), self._attrs(self._current(c)))
-                for c in self._children(handle.folder)
+                (names.to_local(c.name), self._attrs(self._current(c))) for c in self._children(handle.folder)
             ]
             handle.entries = [(".", attrs), ("..", attrs), *children]
         return handle.entries[offset:]
@@ -201,8 +200,14 @@ class Filesystem:
             total, used = (quota.total, quota.used) if quota else (_UNLIMITED, 0)
             free = max(0, total - used) // 4096
             figures = {
-                "f_bsize": 4096, "f_frsize": 4096, "f_blocks": total // 4096, "f_bfree": free,
-                "f_bavail": free, "f_files": 1 << 32, "f_ffree": 1 << 31, "f_favail": 1 << 31,
+                "f_bsize": 4096,
+                "f_frsize": 4096,
+                "f_blocks": total // 4096,
+                "f_bfree": free,
+                "f_bavail": free,
+                "f_files": 1 << 32,
+                "f_ffree": 1 << 31,
+                "f_favail": 1 << 31,
                 "f_namemax": NAME_MAX,
             }
             self._quota = (time.monotonic(), figures)
@@ -427,6 +432,18 @@ class Filesystem:
         """Retry failed uploads now rather than after their backoff; returns how many."""
         return self.writeback.retry_failed()
 
+    def pin(self, path: str, keep: bool = True) -> tuple[int, int]:
+        """Keep the files under ``path`` in the content cache for offline use (``keep=False``:
+        stop keeping them); returns (files, bytes). Reading them is what fills the cache."""
+        item = self._resolve(path)
+        files = [] if item.is_folder else [item]
+        folders = [item] if item.is_folder else []
+        while folders:
+            for child in self.meta.children(folders.pop()):
+                (folders if child.is_folder else files).append(child)
+        self.content.pin({f.docwsid for f in files}, keep=keep)
+        return len(files), sum(f.size for f in files)
+
     def evict(self, path: str | None = "/") -> int:
         """Drop cached content under ``path`` (all with None; never pending writes); bytes freed."""
         if path is None:
@@ -614,9 +631,7 @@ class Filesystem:
             else:
                 self.writeback.deleted(item.id)
 
-    def _rename_local(
-        self, entry: Entry, dst_parent: Item, name: str, target: Item | None
-    ) -> None:
+    def _rename_local(self, entry: Entry, dst_parent: Item, name: str, target: Item | None) -> None:
         """Rename a file that exists only here (hold its ``remote_lock``)."""
         base = None
         if target is not None:

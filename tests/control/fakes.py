@@ -68,6 +68,7 @@ class FakeFilesystem:
     cached: set[str] = field(default_factory=lambda: {"/a.txt", "/docs/b.txt"})
     failed: list[str] = field(default_factory=lambda: ["/docs/report.pdf"])
     refreshed: list[tuple[str, bool]] = field(default_factory=list)
+    pinned: set[str] = field(default_factory=set)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -94,6 +95,12 @@ class FakeFilesystem:
             raise errors.NotFound(path)
         self.refreshed.append((path, recursive))
         return 1
+
+    def pin(self, path: str, keep: bool) -> tuple[int, int]:
+        if not path.startswith("/"):
+            raise errors.NotFound(path)
+        self.pinned = self.pinned | {path} if keep else self.pinned - {path}
+        return 1, 10
 
     def evict(self, path: str | None) -> int:
         gone = set(self.cached) if path is None else self.cached & {path}

@@ -13,6 +13,8 @@ from icloudfs.control.schemas import (
     CacheStatus,
     EvictRequest,
     EvictResult,
+    PinRequest,
+    PinResult,
     RefreshRequest,
     RefreshResult,
     RetryResult,
@@ -51,6 +53,15 @@ def refresh(service: Service, body: RefreshRequest) -> RefreshResult:
     """Forget cached metadata under ``path`` and fetch it again."""
     folders = service.need_filesystem().refresh(body.path, body.recursive)
     return RefreshResult(path=body.path, recursive=body.recursive, folders=folders)
+
+
+@router.post("/pin", responses={**_MOUNTED, **errors(404, 503)})
+def pin(service: Service, body: PinRequest) -> PinResult:
+    """Keep the files under ``path`` in the content cache for offline use (or stop keeping them).
+
+    The files are cached as they are read; ``icloudfs pin`` reads them with a progress bar."""
+    files, size = service.need_filesystem().pin(body.path, body.keep)
+    return PinResult(path=body.path, keep=body.keep, files=files, bytes=size)
 
 
 @router.get("/uploads", responses=_MOUNTED)

@@ -47,7 +47,7 @@ class ControlServer:
         self._service = service
         self._app = create_app(service)
         self._start_timeout = start_timeout
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: restart() logs self.address while holding it
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._binding: Binding | None = None
@@ -60,7 +60,8 @@ class ControlServer:
     @property
     def address(self) -> str:
         """``http://HOST:PORT`` (the port actually bound) or ``unix:PATH``."""
-        binding = self._binding
+        with self._lock:  # a restart in progress has no binding yet: wait for it
+            binding = self._binding
         if binding is None:
             raise ControlStartError("the control plane is not running")
         if binding.socket:
@@ -71,7 +72,8 @@ class ControlServer:
     @property
     def port(self) -> int:
         """The TCP port actually bound (so port 0 works); raises when not listening on TCP."""
-        binding = self._binding
+        with self._lock:  # a restart in progress has no binding yet: wait for it
+            binding = self._binding
         if binding is None or binding.socket:
             raise ControlStartError("the control plane is not listening on TCP")
         return binding.port

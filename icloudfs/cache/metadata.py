@@ -395,15 +395,25 @@ class MetadataCache:
         return self._cache.get(folder_id) or self._dirty.get(folder_id)
 
     def _store(self, listing: _Listing, changes_seen: int | None = None) -> _Listing:
-        """Keep a listing. One fetched while this mount changed the folder may predate the
-        change: it is kept but marked stale, so the next use fetches again instead of trusting
-        (and persisting) a view that lacks our own upload."""
+        """Keep a fetched listing, and return the one to use.
+
+        A fetch that raced a change made through this mount (an upload finished, a file was
+        renamed) may predate it. Then the listing we already hold, which has the change, is kept
+        and returned as it is (changes from other devices in the racing answer show up at the
+        next fetch); replacing it would make our change vanish for everyone waiting on this
+        fetch: a file just uploaded would look absent, and the next write to it would become a
+        new file and then a conflict copy. With no listing held, the answer is kept as stale."""
+        folder_id = listing.folder.id
         with self._lock:
-            if changes_seen is not None and self._changes[listing.folder.id] != changes_seen:
+            raced = changes_seen is not None and self._changes[folder_id] != changes_seen
+            current = self._cached(folder_id)
+            if raced and current is not None:
+                return current
+            if raced:
                 listing.fetched = 0.0
             with contextlib.suppress(ValueError):  # larger than the cache: serve, don't keep
-                self._cache[listing.folder.id] = listing
-            self._dirty[listing.folder.id] = listing
+                self._cache[folder_id] = listing
+            self._dirty[folder_id] = listing
         return listing
 
     def _load(self, folder_id: str) -> _Listing | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keyring
 import pytest
 from keyrings.alt.file import PlaintextKeyring
+
+from icloudfs.control.server import ControlServer
+from icloudfs.control.service import ControlService
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,3 +36,19 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     yield home
     keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[[ControlService], ControlServer]]:
+    """Start a ControlServer on a service; every one started is stopped at teardown."""
+    started: list[ControlServer] = []
+
+    def start(service: ControlService) -> ControlServer:
+        server = ControlServer(service)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -50,22 +50,6 @@ ServerFactory = Callable[..., ControlServer]
 
 
 @pytest.fixture
-def start_server() -> Iterator[ServerFactory]:
-    """Start a ControlServer on a service; every one started is stopped at teardown."""
-    started: list[ControlServer] = []
-
-    def start(service: ControlService) -> ControlServer:
-        server = ControlServer(service)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
 def server(service: ControlService, start_server: ServerFactory) -> ControlServer:
     return start_server(service)
 

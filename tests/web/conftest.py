@@ -149,10 +149,9 @@ ServerFactory = Callable[..., ControlServer]
 
 
 @pytest.fixture
-def start_control() -> Iterator[ServerFactory]:
+def start_control(start_server: Callable[[ControlService], ControlServer]) -> ServerFactory:
     """``start_control(account=..., filesystem=..., allow_remote=...)``: a real server on a
     fixed free port (so a restart after a settings change comes back on the same one)."""
-    started: list[ControlServer] = []
 
     def start(
         *, account: Account | None = None, filesystem: Any = None, allow_remote: bool = False
@@ -163,14 +162,9 @@ def start_control() -> Iterator[ServerFactory]:
             account=account,
             filesystem=filesystem,
         )
-        server = ControlServer(service)
-        server.start()
-        started.append(server)
-        return server
+        return start_server(service)
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,9 @@ What is worth knowing:
 - mtime can be set only by an upload: ``utimens`` on a file with pending bytes
   sets the mtime it will be uploaded with; on a clean file with another mtime
   it stages the file and uploads it again (``touch`` works; rsync's late
-  utimens after an early upload keeps its mtime). chmod/chown are accepted and
-  ignored.
+  utimens after an early upload keeps its mtime). Folder times cannot be stored
+  in iCloud: a time set on a folder is remembered for the life of the mount.
+  chmod/chown are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class Filesystem:
         self._libraries: tuple[float, list[Item]] = (0.0, [])
         self._quota: tuple[float, dict[str, int]] = (0.0, {})
         self._stats_lock = threading.Lock()
+        self._folder_times: dict[str, float] = {}  # folder id -> mtime set here (utimens)
         self.ops: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.last_error = ""
@@ -291,6 +293,12 @@ class Filesystem:
             entry: Entry | None = handle.entry
         else:
             item = self._resolve(path or "/")
+            if item.is_folder:
+                # iCloud keeps no settable folder times; remember them for this mount, so that
+                # `rsync -a` and `cp -p` see the times they set and a second run changes nothing.
+                with self._stats_lock:
+                    self._folder_times[item.id] = mtime
+                return
             entry = self.writeback.entry_for(item.id)
             if entry is None and int(item.mtime) != int(mtime) and item.kind is ItemKind.FILE:
                 # A clean file: iCloud sets mtimes only by upload, so upload it again.
@@ -531,7 +539,8 @@ class Filesystem:
             mode = stat.S_IFREG | (0o666 & ~self._umask)
             if item.kind is ItemKind.PACKAGE or self.read_only:
                 mode &= ~0o222
-        stamp = int(item.mtime * 1e9)
+        mtime = self._folder_times.get(item.id, item.mtime) if item.is_folder else item.mtime
+        stamp = int(mtime * 1e9)
         return {
             "st_mode": mode,
             "st_nlink": 2 if item.is_folder else 1,

@@ -517,11 +517,11 @@ class WriteBack:
                 return self._drive.upload(parent, name, source, mtime), False
         except (Conflict, AlreadyExists) as why:
             remote = self._remote_file(parent, name)
-            ours = remote is not None and self._remote_digest(remote) in attempts
-            if remote is not None and ours and self._remote_digest(remote) == attempts[-1]:
+            digest = None if remote is None else self._remote_digest(remote)
+            if remote is not None and digest == attempts[-1]:
                 log.info("%s was already stored by an earlier attempt (crash or lost answer)", name)
                 return remote, False
-            if remote is not None and ours:
+            if remote is not None and digest in attempts:
                 log.info("%s holds an earlier upload of ours; replacing it", name)
                 return self._drive.replace(remote, source, mtime), False
             log.warning(

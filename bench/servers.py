@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import requests
 
 from bench.procs import PYTHON, REPO, child_env, free_port, stop_process, wait_for, wait_port
+from icloudfs.emulator.process import spawn
 
 
 @dataclass(frozen=True)
@@ -52,27 +52,10 @@ class EmulatorServer:
         return str(self.info["ca"])
 
     def start(self, profile: Profile) -> None:
-        self.data.mkdir(parents=True, exist_ok=True)
-        log = (self.data / "emulator.log").open("ab")
-        cmd = [PYTHON, "-m", "icloudfs.emulator", "--data", str(self.data), "--port", "0",
-               "--latency-ms", str(profile.latency_ms), "--bandwidth-mbps", str(profile.mbps)]
+        args = ["--latency-ms", str(profile.latency_ms), "--bandwidth-mbps", str(profile.mbps)]
         for seed in self.seeds:
-            cmd += ["--seed", seed]
-        proc = self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO
-        )
-        info_file = self.data / "emulator.json"
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"emulator exited; see {self.data / 'emulator.log'}")
-            try:
-                self.info = json.loads(info_file.read_text())
-            except (OSError, ValueError):
-                return False
-            return bool(self.info.get("pid") == proc.pid)
-
-        wait_for(ready, 600, "the emulator (seeding)", interval=0.2)
+            args += ["--seed", seed]
+        self.proc, self.info = spawn(self.data, *args, timeout=600, env=child_env())  # seeding takes a while
         self._http.verify = self.ca
 
     def stop(self) -> None:
@@ -110,16 +93,28 @@ class WebdavServer:
         if self._serve is None:
             self._serve = subprocess.Popen(
                 ["rclone", "serve", "webdav", str(self.root), "--addr", f"127.0.0.1:{self.serve_port}"],
-                stdout=(self.logs / "rclone-serve.log").open("ab"), stderr=subprocess.STDOUT,
+                stdout=(self.logs / "rclone-serve.log").open("ab"),
+                stderr=subprocess.STDOUT,
                 env=child_env(),
             )
             wait_port(self.serve_port)
         stop_process(self._proxy, timeout=5)
         self._proxy = subprocess.Popen(
-            [PYTHON, str(REPO / "bench" / "linkproxy.py"), "--listen", f"127.0.0.1:{self.port}",
-             "--target", f"127.0.0.1:{self.serve_port}", "--latency-ms", str(profile.latency_ms),
-             "--mbps", str(profile.mbps)],
-            stdout=(self.logs / "linkproxy.log").open("ab"), stderr=subprocess.STDOUT, env=child_env(),
+            [
+                PYTHON,
+                str(REPO / "bench" / "linkproxy.py"),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--target",
+                f"127.0.0.1:{self.serve_port}",
+                "--latency-ms",
+                str(profile.latency_ms),
+                "--mbps",
+                str(profile.mbps),
+            ],
+            stdout=(self.logs / "linkproxy.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            env=child_env(),
         )
         wait_port(self.port)
 

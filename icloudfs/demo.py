@@ -9,22 +9,19 @@ so it never touches a real account's settings.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from icloudfs import config, runner
 from icloudfs.config import Settings
+from icloudfs.emulator.process import spawn
 from icloudfs.errors import IcloudfsError
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.drive import ICloudDrive
 
 log = logging.getLogger(__name__)
-
-START_TIMEOUT_S = 30.0
 
 
 def run(mountpoint: Path) -> int:
@@ -61,26 +58,9 @@ def run(mountpoint: Path) -> int:
 
 def start_emulator(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """The emulator as a child process with the demo tree; waits until it serves."""
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "emulator.json").unlink(missing_ok=True)
-    with (data / "emulator.log").open("ab") as out:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "icloudfs.emulator", "--data", str(data), "--port", "0", "--seed", "demo"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and child.poll() is None:
-        try:
-            info = json.loads((data / "emulator.json").read_text())
-        except (OSError, ValueError):
-            time.sleep(0.05)
-            continue
-        if info.get("pid") == child.pid:
-            print(f"Emulator: {info['url']} (data in {data})")
-            return child, info
-    child.kill()
-    raise IcloudfsError(f"the emulator did not start; see {data / 'emulator.log'}")
+    child, info = spawn(data, "--seed", "demo")
+    print(f"Emulator: {info['url']} (data in {data})")
+    return child, info
 
 
 def _private(path: Path) -> Path:

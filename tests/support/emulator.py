@@ -11,11 +11,9 @@ restart on existing state.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,9 +21,8 @@ from typing import Any
 import requests
 from pyicloud import PyiCloudService
 
+from icloudfs.emulator.process import spawn
 from icloudfs.icloud.endpoint import service_class
-
-_START_TIMEOUT = 30.0
 
 
 class Emulator:
@@ -145,29 +142,5 @@ class Emulator:
 def start_emulator(tmp_path: Path, *extra_args: str, data_dir: Path | None = None) -> Emulator:
     """Spawn an emulator on a free port and wait until it serves."""
     data = data_dir or tmp_path / "emulator"
-    data.mkdir(parents=True, exist_ok=True)
-    info_path = data / "emulator.json"
-    log = open(data / "emulator.log", "ab")  # noqa: SIM115 - owned by the child from here on
-    process = subprocess.Popen(
-        [sys.executable, "-m", "icloudfs.emulator", "--data", str(data), "--port", "0", *extra_args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    log.close()
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"emulator exited with {process.returncode}:\n"
-                f"{(data / 'emulator.log').read_text(errors='replace')}"
-            )
-        try:
-            info = json.loads(info_path.read_text())
-        except (FileNotFoundError, ValueError):
-            info = {}
-        if info.get("pid") == process.pid:
-            return Emulator(process, data, info)
-        time.sleep(0.05)
-    process.kill()
-    raise TimeoutError(f"emulator did not start within {_START_TIMEOUT}s")
+    process, info = spawn(data, *extra_args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return Emulator(process, data, info)

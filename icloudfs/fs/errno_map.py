@@ -11,8 +11,11 @@ Choices that are not obvious:
   retries a path walk once on ESTALE (``retry_estale``).
 - ``Throttled`` -> EAGAIN: Apple asked us to slow down; the condition is
   temporary and "Resource temporarily unavailable" says so.
-- ``Unavailable`` -> EHOSTDOWN: the service cannot be reached; cifs uses the
-  same errno when its server stops answering. More telling than EIO.
+- ``Unavailable`` (and ``Unreachable``) -> EIO: iCloud kept failing or could
+  not be reached within ``--offline-timeout``. EIO is read(2)'s own error for
+  "the data could not be fetched", which every program handles; EHOSTDOWN
+  (used before) is not among the errors read(2) documents. The log line (a
+  warning with the operation, path and cause) says what really happened.
 - ``AuthError`` -> EACCES: the session needs the user (sign in, 2FA); "Permission
   denied" points at access, not at corrupt data, and the log says what to do.
 - ``Unsupported`` (hard links, symlinks, device nodes, renaming an app library)
@@ -20,7 +23,8 @@ Choices that are not obvious:
 - ``NoAttributes`` -> ENOTSUP: not ENOSYS, which the kernel would remember and
   not ENODATA, which makes ``ls`` ask again for every file.
 - An ``OSError`` from the local cache disk keeps its own errno (ENOSPC...).
-- EIO only for an unexpected exception (a bug) or an unclassified drive error.
+- Otherwise EIO only for an unexpected exception (a bug, logged with its
+  traceback) or an unclassified drive error.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ _TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (errors.AlreadyExists, errno.EEXIST),
     (errors.Conflict, errno.ESTALE),
     (errors.Throttled, errno.EAGAIN),
-    (errors.Unavailable, errno.EHOSTDOWN),
+    (errors.Unavailable, errno.EIO),
     (errors.AuthError, errno.EACCES),
     (errors.DriveError, errno.EIO),
     (fs_errors.IsAFolder, errno.EISDIR),

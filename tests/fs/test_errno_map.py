@@ -18,7 +18,8 @@ from icloudfs.fs.errno_map import errno_for, failure
         (errors.AlreadyExists("x"), errno.EEXIST),
         (errors.Conflict("x"), errno.ESTALE),
         (errors.Throttled("x"), errno.EAGAIN),
-        (errors.Unavailable("x"), errno.EHOSTDOWN),
+        (errors.Unavailable("x"), errno.EIO),
+        (errors.Unreachable("x"), errno.EIO),
         (errors.AuthRequired("x"), errno.EACCES),
         (errors.Needs2FA("x"), errno.EACCES),
         (errors.DriveError("x"), errno.EIO),
@@ -46,3 +47,13 @@ def test_failure_logs_bugs_with_a_traceback(caplog: pytest.LogCaptureFixture) ->
         assert failure("read", "/f", error) == errno.EIO
     assert "unexpected KeyError" in caplog.text
     assert caplog.records[-1].exc_info is not None
+
+
+def test_offline_is_eio_with_a_warning_that_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    error = errors.Unreachable("iCloud could not be reached: connection refused")
+    assert failure("read", "/2025/brief.pdf", error) == errno.EIO
+    record = caplog.records[-1]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert record.getMessage() == (
+        "read /2025/brief.pdf: Unreachable: iCloud could not be reached: connection refused -> EIO"
+    )

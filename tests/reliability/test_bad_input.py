@@ -56,6 +56,6 @@ def test_a_malformed_listing_is_an_io_error_not_a_crash(mount_factory: MountFact
     live = mount_factory(drive)
     with pytest.raises(OSError) as failed:
         os.listdir(live.path)
-    assert failed.value.errno == errno.EHOSTDOWN
+    assert failed.value.errno == errno.EIO
     drive.fail("list_folders", Unavailable("x"), times=0)
     assert live.mount.alive, "the daemon survived"

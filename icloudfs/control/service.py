@@ -10,9 +10,11 @@ Control calls into the mount, never the reverse (rclone's rule).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from prometheus_client.registry import Collector
 
 from icloudfs.config import Settings
 from icloudfs.control.schemas import (
@@ -106,13 +108,15 @@ class NotAttached(LookupError):
 
 @dataclass
 class ControlService:
-    """What the routes work on. ``restart`` is set by ``ControlServer``."""
+    """What the routes work on. ``restart`` is set by ``ControlServer``; ``metrics`` are the
+    mount's own Prometheus collectors (FUSE, HTTP), reported by ``/metrics`` beside the status."""
 
     settings: Settings
     tokens: TokenStore
     account: Account | None = None
     filesystem: Filesystem | None = None
     restart: Callable[[], None] | None = None
+    metrics: Sequence[Collector] = field(default_factory=tuple)
 
     def need_account(self) -> Account:
         if self.account is None:

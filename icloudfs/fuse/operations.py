@@ -1,8 +1,8 @@
 """The FUSE operations: each delegates to ``Filesystem`` in a line or two.
 
-Every operation runs through ``_op``, which counts it, and on failure asks
-``errno_map`` for the errno (logging once, with the path) and raises it to
-mfusepy. Beware: mfusepy registers any attribute whose name is a FUSE
+Every operation runs through ``_op``, which counts and times it (for
+``/metrics``), and on failure asks ``errno_map`` for the errno (logging once,
+with the path) and raises it to mfusepy. Beware: mfusepy registers any attribute whose name is a FUSE
 operation (``lock``, ``flush``, ``ioctl``...), so helpers here start with ``_``.
 
 ``init_with_config`` sets what the measurements showed to matter: kernel page
@@ -24,6 +24,7 @@ import errno
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -31,6 +32,7 @@ import mfusepy
 
 from icloudfs.fs import errno_map
 from icloudfs.fs.core import Filesystem
+from icloudfs.metrics import FuseMetrics
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +45,22 @@ _R = TypeVar("_R")
 def _op(
     method: Callable[Concatenate[Operations, _P], _R],
 ) -> Callable[Concatenate[Operations, _P], _R]:
-    """Count the call; turn any failure into the one errno ``errno_map`` chooses."""
+    """Count and time the call; turn any failure into the one errno ``errno_map`` chooses."""
     name = method.__name__
 
     @functools.wraps(method)
     def run(self: Operations, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        started = time.perf_counter()
         try:
             result = method(self, *args, **kwargs)
         except Exception as error:
+            elapsed = time.perf_counter() - started
             code = errno_map.failure(name, str(args[0]) if args else None, error)
-            self._fs.record(name, errno.errorcode.get(code, str(code)))
+            code_name = errno.errorcode.get(code, str(code))
+            self._fs.record(name, code_name)
+            self._metrics.observe(name, elapsed, code_name)
             raise mfusepy.FuseOSError(code) from None
+        self._metrics.observe(name, time.perf_counter() - started)
         self._fs.record(name)
         return result
 
@@ -65,10 +72,9 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
 
     use_ns = True
 
-    def __init__(
-        self, fs: Filesystem, *, kernel_ttl: float = 1.0, writeback_cache: bool = False
-    ) -> None:
+    def __init__(self, fs: Filesystem, *, kernel_ttl: float = 1.0, writeback_cache: bool = False) -> None:
         self._fs = fs
+        self._metrics = FuseMetrics.of(fs)
         self._kernel_ttl = kernel_ttl
         self._writeback_cache = writeback_cache
         self._initialized = threading.Event()
@@ -167,9 +173,7 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     @_op
-    def utimens(
-        self, path: str | None, times: tuple[int, int] | None = None, fh: int | None = None
-    ) -> int:
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None, fh: int | None = None) -> int:
         self._fs.utimens(path, times, fh)
         return 0
 

@@ -12,6 +12,8 @@ long-running mount needs around it:
   no sign-in is attempted at all, so a mount never loops sign-ins;
 - Advanced Data Protection: web access is checked once and reported as
   ``WebAccessBlocked`` instead of pyicloud's minute-long consent polling.
+- every HTTP call of its sessions is timed and counted (``metrics``, shown at
+  ``/metrics``), below pyicloud, in the transport adapter.
 
 Lock order: ``_lock`` only; it serialises every sign-in step, and ``renew`` uses a
 generation counter so that 64 threads seeing the same 421 renew once.
@@ -55,6 +57,7 @@ from icloudfs.errors import (
 )
 from icloudfs.icloud.endpoint import service_class
 from icloudfs.icloud.passwords import PasswordStore, check_password, keyring_info
+from icloudfs.metrics import HttpMetrics
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +100,11 @@ class Account:
         ca_file: str | None = None,
         passwords: PasswordStore | None = None,
         request_timeout: float = 60.0,
+        metrics: HttpMetrics | None = None,
     ) -> None:
         self.apple_id = apple_id
         self.request_timeout = request_timeout
+        self.metrics = metrics or HttpMetrics()  # every HTTP call of every session made here
         self._session_dir = session_dir
         self._service_cls = service_class(endpoint or None)
         self._verify: bool | str = ca_file or True
@@ -247,6 +252,7 @@ class Account:
         adapter = _TimeoutAdapter(self.request_timeout, pool_maxsize=32)
         api.session.mount("https://", adapter)
         api.session.mount("http://", adapter)
+        self.metrics.instrument(api.session)
         return api
 
     def _authenticate(self, api: PyiCloudService, *, force: bool) -> AuthState:

@@ -1,7 +1,8 @@
 """``/health`` (open to everyone, says nothing private) and ``/metrics`` (Prometheus).
 
 Metrics come from a private ``CollectorRegistry`` whose one collector reads the
-service's stats at scrape time, so nothing is counted twice and nothing global
+service's stats at scrape time, then the mount's own collectors (FUSE latency,
+HTTP calls: ``icloudfs.metrics``), so nothing is counted twice and nothing global
 is registered (several apps can live in one process, as in the tests).
 """
 
@@ -63,6 +64,8 @@ class _StatusCollector(Collector):
             for name, count in sorted(counts.items()):
                 family.add_metric([name], count)
             yield family
+        for collector in self._service.metrics:
+            yield from collector.collect()
 
 
 @router.get(

@@ -1,0 +1,215 @@
+"""What a mount measures for ``/metrics``: FUSE operations and HTTP calls to iCloud.
+
+Every mount keeps its own registries, never prometheus_client's global one
+(several mounts and control planes live in one process in the tests). The
+metrics are prometheus_client's, which are thread-safe; an observation costs a
+few microseconds. The control plane reads the registries at scrape time.
+
+- ``FuseMetrics``: the latency of every FUSE operation by ``op``, and failures
+  by ``op`` and ``errno``. The FUSE layer is built from a ``Filesystem`` alone,
+  so its metrics are found through it: ``FuseMetrics.of(fs)`` (a weak map;
+  they go when the filesystem goes).
+- ``HttpMetrics``: every HTTP call to iCloud timed by ``endpoint`` and
+  ``status`` (``error`` when nothing answered), and the body bytes sent and
+  received per endpoint. ``instrument(session)`` wraps a ``requests``
+  session's transport adapters, so nothing above the transport (pyicloud, the
+  Drive backend, FUSE) knows. An ``Account`` owns one for all its sessions.
+  Received bytes are the body read for ordinary calls and the declared
+  ``Content-Length`` for streamed ones (downloads), whose body is read later.
+- ``endpoint_label``: service and path with ids stripped, so the labels stay
+  few: ``docws:/ws/{zone}/download/by_id``, ``setup:/setup/ws/1/accountLogin``;
+  signed content URLs are all ``content:/{signed}``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+import requests
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import Metric
+from requests.adapters import BaseAdapter
+
+#: From a cached ``getattr`` (tens of microseconds) to an uncached read on a slow link.
+FUSE_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0)
+HTTP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class FuseMetrics:
+    """Latency and failures of one mount's FUSE operations."""
+
+    _mounts: ClassVar[weakref.WeakKeyDictionary[object, FuseMetrics]] = weakref.WeakKeyDictionary()
+    _mounts_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._seconds = Histogram(
+            "icloudfs_fuse_op_seconds",
+            "Time spent in each FUSE operation",
+            ["op"],
+            buckets=FUSE_BUCKETS,
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "icloudfs_fuse_op_errors",
+            "FUSE operations that failed, by errno",
+            ["op", "errno"],
+            registry=self.registry,
+        )
+        self._by_op: dict[str, Histogram] = {}
+
+    @classmethod
+    def of(cls, filesystem: object) -> FuseMetrics:
+        """The metrics of the mount serving ``filesystem`` (made on first use)."""
+        with cls._mounts_lock:
+            found = cls._mounts.get(filesystem)
+            if found is None:
+                found = cls._mounts[filesystem] = cls()
+            return found
+
+    def observe(self, op: str, seconds: float, errno_name: str | None = None) -> None:
+        """One operation that took ``seconds``; ``errno_name`` when it failed (``ENOENT``...)."""
+        child = self._by_op.get(op)
+        if child is None:
+            child = self._by_op.setdefault(op, self._seconds.labels(op))
+        child.observe(seconds)
+        if errno_name is not None:
+            self._failures.labels(op, errno_name).inc()
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+class HttpMetrics:
+    """Every HTTP call to iCloud made through the sessions given to ``instrument``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._seconds = Histogram(
+            "icloudfs_http_request_seconds",
+            "HTTP calls to iCloud by endpoint and status (_count counts them)",
+            ["endpoint", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self._sent = Counter(
+            "icloudfs_http_sent_bytes", "Request body bytes sent", ["endpoint"], registry=self.registry
+        )
+        self._received = Counter(
+            "icloudfs_http_received_bytes",
+            "Response body bytes received",
+            ["endpoint"],
+            registry=self.registry,
+        )
+
+    def instrument(self, session: requests.Session) -> None:
+        """Measure every call ``session`` makes from now on (call it after mounting adapters)."""
+        for prefix, adapter in list(session.adapters.items()):
+            if not isinstance(adapter, _MeasuredAdapter):
+                session.mount(prefix, _MeasuredAdapter(adapter, self))
+
+    def observe(self, endpoint: str, status: str, seconds: float, *, sent: int, received: int) -> None:
+        self._seconds.labels(endpoint, status).observe(seconds)
+        if sent:
+            self._sent.labels(endpoint).inc(sent)
+        if received:
+            self._received.labels(endpoint).inc(received)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+class _MeasuredAdapter(BaseAdapter):
+    """A transport adapter that times the one it wraps and counts body bytes."""
+
+    def __init__(self, inner: BaseAdapter, metrics: HttpMetrics) -> None:
+        super().__init__()
+        self.inner = inner
+        self._metrics = metrics
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        started = time.perf_counter()
+        status, received = "error", 0
+        try:
+            response = self.inner.send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
+            # A plain call's body is read now (requests would read it next), so it is timed too;
+            # a streamed one (a download) is read later by the caller: count what it declares.
+            received = _int(response.headers.get("Content-Length")) if stream else len(response.content)
+            status = str(response.status_code)
+            return response
+        finally:
+            endpoint = endpoint_label(request.url or "")
+            elapsed = time.perf_counter() - started
+            self._metrics.observe(endpoint, status, elapsed, sent=_body_size(request), received=received)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+_APPLE_DOMAINS = ("apple.com", "icloud.com", "icloud-content.com", "apple-cloudkit.com", "icloud.com.cn")
+#: Services that keep their root in the path at Apple too (``idmsa.apple.com/appleauth/...``).
+_ROOTED = {"appleauth": "idmsa", "setup": "setup"}
+_CONTENT_ROOTS = frozenset({"content", "upload"})
+_WORD = re.compile(r"[A-Za-z_]+|[A-Za-z0-9_]{1,4}")  # accountLogin, by_id, 2sv, 1; not ids
+
+
+def endpoint_label(url: str) -> str:
+    """``service:/path`` with ids, zones and signed parts replaced, for a low-cardinality label.
+
+    At Apple the service is the host (``p42-docws.icloud.com`` -> ``docws``); on one origin
+    that serves them all by path, as the emulator does, it is the path's root.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    segments = [s for s in parts.path.split("/") if s]
+    if any(host == d or host.endswith("." + d) for d in _APPLE_DOMAINS):
+        service = "content" if "content" in host else re.sub(r"^p\d+-", "", host.split(".")[0])
+    elif segments and segments[0] in _ROOTED:
+        service = _ROOTED[segments[0]]
+    elif segments and segments[0] in _CONTENT_ROOTS:
+        service = "content"
+    elif segments and segments[0].isalpha() and segments[0].endswith("ws"):  # /drivews/..., /docws/...
+        service, segments = segments[0], segments[1:]
+    else:
+        return "other"
+    if service == "content":
+        return "content:/{signed}"
+    shown = []
+    for index, segment in enumerate(segments):
+        if service == "docws" and index == 1 and segments[0] == "ws":
+            shown.append("{zone}")
+        elif _WORD.fullmatch(segment):
+            shown.append(segment)
+        else:
+            shown.append("{id}")
+    return f"{service}:/" + "/".join(shown)
+
+
+def _body_size(request: requests.PreparedRequest) -> int:
+    body = request.body
+    if isinstance(body, bytes | str):
+        return len(body)
+    return _int(request.headers.get("Content-Length"))  # a streamed body with a known length
+
+
+def _int(text: str | bytes | None) -> int:
+    try:
+        return max(0, int(text or 0))
+    except ValueError:
+        return 0

@@ -84,7 +84,8 @@ def test_metrics_after_real_file_operations(mounted: Path, control: ControlClien
     assert all(":/" in label or label == "other" for label in labels), labels
     assert not any("measured" in label or "CloudDocs" in label for label in labels), labels
     assert value(found, "icloudfs_http_sent_bytes_total", endpoint="content:/{signed}") >= len(data)
-    assert value(found, "icloudfs_http_received_bytes_total", endpoint="drivews:/retrieveItemDetailsInFolders") > 0
+    listing = "drivews:/retrieveItemDetailsInFolders"
+    assert value(found, "icloudfs_http_received_bytes_total", endpoint=listing) > 0
 
 
 @pytest.mark.xfail(

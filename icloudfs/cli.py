@@ -233,11 +233,12 @@ def cmd_pin(args: argparse.Namespace) -> int:
     if local is None:
         raise IcloudfsError("the mount's folder is unknown; pass a path inside the mount")
     files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
-    progress = Progress(f"pinning {done.path}", total=done.bytes)
+    progress = Progress(f"pinning {done.path}", total=done.bytes, files=len(files))
     for path in files:
         with path.open("rb") as fh:
             while chunk := fh.read(1 << 20):
                 progress.advance(len(chunk))
+        progress.file_done()
     progress.done(f"{len(files)} file(s), {done.bytes / 1e6:.1f} MB kept for offline use")
     return 0
 

@@ -2,9 +2,14 @@
 
 It starts the emulator with the demo tree in the state dir, signs in through
 the full SRP + two-factor path (the code is read from the emulator, as a user
-would read it off a phone), mounts, and unmounts on Ctrl-C. Everything it
-keeps (emulator data, session, cache) lives under ``$XDG_STATE_HOME/icloudfs/demo``
-so it never touches a real account's settings.
+would read it off a phone), mounts, and unmounts on Ctrl-C. Start-up shows its
+steps (a progress bar on a terminal, plain lines otherwise).
+
+Settings load as for every other command (config file, ``ICLOUDFS_*``), so the
+control plane listens where it is configured to; the demo overrides only what
+must be the emulator's: the account, endpoint and CA, the whole drive as the
+folder, and a cache of its own. Everything it keeps (emulator data, session,
+cache) lives under ``$XDG_STATE_HOME/icloudfs/demo``, away from a real account.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from icloudfs import config, runner
 from icloudfs.config import Settings
@@ -20,40 +27,62 @@ from icloudfs.emulator.process import spawn
 from icloudfs.errors import IcloudfsError
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.drive import ICloudDrive
+from icloudfs.ops.progress import Steps
 
 log = logging.getLogger(__name__)
+
+STEPS = 4  # emulator, sign-in, two-factor code, mount
 
 
 def run(mountpoint: Path) -> int:
     home = config.state_dir() / "demo"
     mountpoint = mountpoint.resolve()  # libfuse changes the working folder to /
     mountpoint.mkdir(parents=True, exist_ok=True)
-    emulator, info = start_emulator(home / "emulator")
+    steps = Steps(STEPS)
+    emulator: subprocess.Popen[bytes] | None = None
     try:
-        settings = Settings(
-            apple_id=info["apple_id"],
-            endpoint=info["url"],
-            ca_file=info["ca"],
-            cache_dir=str(home / "cache"),
-            write_back="1s",
-        )
+        steps.step("starting the emulator")
+        emulator, info = start_emulator(home / "emulator")
+        settings = demo_settings(info, home)
         account = Account(
             info["apple_id"], session_dir=_private(home / "session"), endpoint=info["url"], ca_file=info["ca"]
         )
-        print(f"Signing in as {info['apple_id']} (SRP) ...")
+        steps.step(f"signing in as {info['apple_id']} (SRP)")
         state = account.login(info["apple_id"], info["password"], remember=False)
         if state is AuthState.NEEDS_2FA:
+            steps.step("two-factor code")
             print(f"Two-factor code requested; the emulator's 'phone' shows {info['code']}.")
             account.submit_2fa(info["code"])
-        session = runner.Session(settings, account, ICloudDrive(account, ca_file=info["ca"]))
-        options = runner.mount_options(settings, mountpoint)
-        return runner.run_foreground(session, options, on_ready=lambda: _welcome(mountpoint))
+        steps.step(f"mounting on {mountpoint}")
+        drive = ICloudDrive(
+            account, ca_file=info["ca"], offline_timeout=config.parse_duration(settings.offline_timeout)
+        )
+
+        def ready() -> None:
+            steps.done("mounted")
+            _welcome(mountpoint)
+
+        session = runner.Session(settings, account, drive)
+        return runner.run_foreground(session, runner.mount_options(settings, mountpoint), on_ready=ready)
     except IcloudfsError as error:
         print(f"icloudfs demo: {error}", file=sys.stderr)
         return 1
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        steps.done()
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(timeout=10)
+
+
+def demo_settings(emulator: Mapping[str, Any], home: Path) -> Settings:
+    """The user's settings with the emulator's account, the whole drive and the demo's cache."""
+    return Settings.load(
+        apple_id=emulator["apple_id"],
+        endpoint=emulator["url"],
+        ca_file=emulator["ca"],
+        folder="/",
+        cache_dir=str(home / "cache"),
+    )
 
 
 def start_emulator(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:

@@ -12,9 +12,13 @@ background, many per ``list_folders`` call.
 
 Changes made through this mount are written into the cached listings at once
 (create, rename, unlink...), so the mount sees its own writes without a fetch.
-Files created here but not uploaded yet have a temporary ``LOCAL::`` identity;
-they live in a separate table that survives eviction and refetches, and they
-win over a remote item of the same name until their upload settles it.
+Files with local changes not yet settled (new ones, with a temporary ``LOCAL::``
+identity, and remote ones being written or replaced) are shown through an
+overlay that survives eviction and refetches and wins over the listing until
+the write-back lets go of them. A listing fetched in the middle of a replace
+(iCloud has no atomic one: the old file is deleted, then the new one renamed
+into place) would otherwise hide the file, and the next write to it would
+become a new file and then a conflict copy.
 
 Listings are kept in SQLite in the cache folder, with the wall-clock time they
 were fetched: after a restart a listing still within its TTL is used as is, and
@@ -93,7 +97,7 @@ class MetadataCache:
         self._cache: LRUCache[str, _Listing] = LRUCache(
             maxsize=max_entries, getsizeof=lambda listing: len(listing.children) + 1
         )
-        self._local: dict[str, dict[str, Item]] = {}  # parent id -> key -> placeholder
+        self._overlay: dict[str, dict[str, Item]] = {}  # parent id -> name key -> pending item
         self._dirty: dict[str, _Listing | None] = {}  # None = delete the persisted row
         self._changes: Counter[str] = Counter()  # local changes per folder, to spot racing fetches
         self._used: dict[str, float] = {}  # folder id -> when a lookup or readdir last needed it
@@ -120,23 +124,23 @@ class MetadataCache:
         return item
 
     def children(self, folder: Item, *, max_age: float | None = None) -> list[Item]:
-        """The folder's entries: remote ones, with local placeholders in front of them.
+        """The folder's entries: remote ones, with pending local ones in front of them.
 
         ``max_age`` asks for a listing fetched more recently than the TTL requires.
         """
         listing = self._listing(folder, self.ttl if max_age is None else max_age)
         with self._lock:
             merged = dict(listing.children)
-            merged.update(self._local.get(folder.id, {}))
+            merged.update(self._overlay.get(folder.id, {}))
         return list(merged.values())
 
     def lookup(self, folder: Item, name: str) -> Item | None:
         """The child called ``name`` (compared NFC + case-insensitively), or ``None``."""
         key = names.key(name)
         with self._lock:
-            local = self._local.get(folder.id, {}).get(key)
-        if local is not None:
-            return local
+            pending = self._overlay.get(folder.id, {}).get(key)
+        if pending is not None:
+            return pending
         found = self._listing(folder, self.ttl).children.get(key)
         if found is None:  # trust a miss only from a recent listing
             found = self._listing(folder, self.negative_ttl).children.get(key)
@@ -189,14 +193,12 @@ class MetadataCache:
     # -- changes made through this mount ------------------------------------------------------
 
     def put(self, parent_id: str, item: Item) -> None:
-        """Record a new or changed child (placeholders go to the local table)."""
+        """Record a new or changed remote child in its folder's listing."""
+        if is_local(item):
+            raise ValueError(f"{item.name}: a file not uploaded yet belongs in the overlay")
         key = name_key(item)
-        if not is_local(item):
-            self._ensure_loaded(parent_id)
+        self._ensure_loaded(parent_id)
         with self._lock:
-            if is_local(item):
-                self._local.setdefault(parent_id, {})[key] = item
-                return
             self._changes[parent_id] += 1
             listing = self._cached(parent_id)
             if listing is not None:
@@ -204,20 +206,33 @@ class MetadataCache:
                 self._dirty[parent_id] = listing
 
     def remove(self, parent_id: str, item: Item) -> None:
-        """Forget a child that was deleted, renamed away or uploaded under a new id."""
+        """Forget a remote child that was deleted, renamed away or replaced under a new id."""
+        if is_local(item):
+            return  # never in a listing
         key = name_key(item)
         self._ensure_loaded(parent_id)
         with self._lock:
-            local = self._local.get(parent_id, {})
-            if key in local and local[key].id == item.id:
-                del local[key]
-                return
             self._changes[parent_id] += 1
             listing = self._cached(parent_id)
             current = None if listing is None else listing.children.get(key)
             if listing is not None and current is not None and current.id == item.id:
                 del listing.children[key]
                 self._dirty[parent_id] = listing
+
+    def overlay(self, parent_id: str, item: Item) -> None:
+        """Show ``item`` under its name, whatever the listing says, until ``clear_overlay``."""
+        with self._lock:
+            self._overlay.setdefault(parent_id, {})[name_key(item)] = item
+
+    def clear_overlay(self, parent_id: str, item: Item) -> None:
+        """Stop overlaying ``item`` (a later overlay of another item under the name stays)."""
+        key = name_key(item)
+        with self._lock:
+            pending = self._overlay.get(parent_id, {})
+            if key in pending and pending[key].id == item.id:
+                del pending[key]
+                if not pending:
+                    del self._overlay[parent_id]
 
     def created_folder(self, parent_id: str, folder: Item) -> None:
         """A folder made here: known to be empty, so looking inside needs no request."""

@@ -54,7 +54,6 @@ from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import (
     LOCAL_PREFIX,
     MetadataCache,
-    is_local,
     item_from_row,
     item_to_row,
 )
@@ -174,8 +173,6 @@ class WriteBack:
                 continue
             known.add(entry.path.name)
             self._index(entry)
-            if entry.base is None:
-                self._meta.put(entry.parent_id, entry.item())
             self._queue(entry, 0.0)
         for stray in self._files.iterdir():  # copies that a crash left unreferenced
             if stray.name not in known:
@@ -241,7 +238,6 @@ class WriteBack:
         entry = self._new_entry(parent_id, name, None, mtime)
         entry.generation = 1  # a new file is uploaded even if it stays empty
         self._index(entry)
-        self._meta.put(parent_id, entry.item())
         return entry
 
     def stage(self, item: Item, keep: int) -> Entry:
@@ -373,10 +369,8 @@ class WriteBack:
         with self._lock:
             self._by_id.pop(before.id, None)
             self._by_id[after.id] = entry
-        if is_local(before):
-            self._meta.remove(before.parent_id or "", before)
-        if is_local(after):
-            self._meta.put(parent_id, after)
+        self._meta.clear_overlay(before.parent_id or "", before)
+        self._meta.overlay(parent_id, after)
         if entry.dirty and entry.writers == 0:
             self.flush(entry)
 
@@ -390,8 +384,7 @@ class WriteBack:
             self._due.pop(entry.key, None)
             if self._by_id.get(placeholder.id) is entry:
                 del self._by_id[placeholder.id]
-        if entry.base is None:
-            self._meta.remove(entry.parent_id, placeholder)
+        self._meta.clear_overlay(entry.parent_id, placeholder)
         self._drop_if_done(entry)
 
     # -- stats --------------------------------------------------------------------------------
@@ -566,6 +559,7 @@ class WriteBack:
                 entry.name = stored.name
             unchanged = entry.path == source and entry.generation == generation
             superseded = entry.path != source
+            after = entry.item()
         with self._lock:
             self.uploaded += 1
             self.conflicts += conflict
@@ -573,9 +567,14 @@ class WriteBack:
             self._by_id[stored.id] = entry
         if superseded:
             source.unlink(missing_ok=True)
-        self._meta.remove(entry.parent_id, before)
+        # The listing gets the stored item before the overlay moves to it: the name is never
+        # shown absent, even for a moment (a lookup then would leave a negative dentry).
         self._meta.put(entry.parent_id, stored)
+        if before.id != stored.id:
+            self._meta.remove(entry.parent_id, before)
+        self._meta.overlay(entry.parent_id, after)
         if conflict:
+            self._meta.clear_overlay(entry.parent_id, before)
             self._meta.invalidate(entry.parent_id)
         if unchanged:
             self._content.import_file(stored.docwsid, stored.etag, source)
@@ -629,9 +628,12 @@ class WriteBack:
         entry.journaled_generation = -1
 
     def _index(self, entry: Entry) -> None:
+        """Make the entry live: found by id, and shown in its folder over any listing."""
+        item = entry.item()
         with self._lock:
             self._live[entry.key] = entry
-            self._by_id[entry.item_id] = entry
+            self._by_id[item.id] = entry
+        self._meta.overlay(entry.parent_id, item)
 
     def _drop_if_done(self, entry: Entry) -> None:
         """Forget an entry that is clean (or deleted) and no longer open."""
@@ -641,10 +643,12 @@ class WriteBack:
             os.close(entry.fd)
             entry.fd = -1
             path = entry.path
+            item = entry.item()
         with self._lock:
             self._live.pop(entry.key, None)
-            if self._by_id.get(entry.item_id) is entry:
-                del self._by_id[entry.item_id]
+            if self._by_id.get(item.id) is entry:
+                del self._by_id[item.id]
+        self._meta.clear_overlay(entry.parent_id, item)
         path.unlink(missing_ok=True)
 
     def _entry_to(self, entry: Entry) -> str:

@@ -237,7 +237,9 @@ class Filesystem:
         parent, name = self._parent_of(path)
         self._check_folder_writable(parent)
         if self.meta.lookup(parent, name) is not None:
-            raise AlreadyExists(path)
+            if flags & os.O_EXCL:
+                raise AlreadyExists(path)
+            return self.open(path, flags)  # the kernel thought it absent (a stale negative entry)
         entry = self.writeback.create(parent.id, names.to_remote(name), time.time())
         handle = FileHandle(entry.item(), writable=True)
         self._attach(handle, entry)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from icloudfs.drive.memory import MemoryDrive
-from icloudfs.drive.types import ItemKind
+from icloudfs.drive.types import Item, ItemKind
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
 from icloudfs.fs.core import Filesystem
 from icloudfs.fs.errors import (
@@ -49,7 +50,11 @@ def test_names_match_nfc_and_case_insensitively_but_keep_their_case(
     assert [name for name, _ in fs.readdir(fh, 0)] == [".", "..", "Résumé.TXT"]
     fs.releasedir(fh)
     with pytest.raises(AlreadyExists):
-        fs.create("/straße/résumé.txt", os.O_WRONLY)
+        fs.create("/straße/résumé.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    # Without O_EXCL an existing file is opened (the kernel may call create on a stale miss).
+    fs.release(fs.create("/straße/résumé.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+    assert fs.getattr("/Straße/Résumé.TXT")["st_size"] == 0
+    assert fs.drain(5) and drive.names("Straße") == ["Résumé.TXT"]
 
 
 def test_readdir_pages_with_stable_offsets(drive: MemoryDrive, fs: Filesystem) -> None:
@@ -290,3 +295,48 @@ def test_writing_through_a_handle_to_an_unlinked_file_does_not_revive_it(
     assert fs.drain(5)
     assert not drive.exists("gone.txt")
     assert drive.calls["upload"] == drive.calls["replace"] == 0
+
+
+class _NonAtomicReplace(MemoryDrive):
+    """Replaces as iCloud does: the old file goes before the new one takes its name, and
+    ``mid_swap`` runs in between."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mid_swap: Callable[[], None] = lambda: None
+
+    def replace(self, existing: Item, source: Path, mtime: float) -> Item:
+        temp = self.upload(self.stat(existing.parent_id or ""), f".{existing.name}.tmp", source, mtime)
+        self.delete(existing)
+        self.mid_swap()
+        return self.rename(temp, existing.name)
+
+
+def test_a_listing_fetched_in_the_middle_of_a_replace_never_hides_the_file(tmp_path: Path) -> None:
+    """A fetch that lands between iCloud's delete and rename must not make the file look absent:
+    the next write would become a new file, and its upload a conflict copy (issue 8)."""
+    drive = _NonAtomicReplace()
+    drive.add_file("d/report.txt", b"v1")
+    fs = Filesystem(drive, cache_dir=tmp_path / "cache", cache_size=64 << 20, write_back=3600.0)
+    fs.start()
+    try:
+        seen: list[int] = []
+
+        def mid_swap() -> None:
+            fs.refresh("/d")  # what a poll, or a lookup of another name, would fetch now
+            seen.append(fs.getattr("/d/report.txt")["st_size"])
+            fh = fs.opendir("/d")
+            seen.append(sum(name == "report.txt" for name, _ in fs.readdir(fh, 0)))
+            fs.releasedir(fh)
+
+        drive.mid_swap = mid_swap
+        write_file(fs, "/d/report.txt", b"version 2")
+        assert fs.drain(5)
+        assert seen == [9, 1]
+        write_file(fs, "/d/report.txt", b"version three")
+        assert fs.drain(5)
+        assert seen == [9, 1, 13, 1]
+        assert drive.names("d") == ["report.txt"], "one file, no conflict copy"
+        assert drive.content("d/report.txt") == b"version three"
+    finally:
+        fs.close()

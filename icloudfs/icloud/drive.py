@@ -100,7 +100,7 @@ class ICloudDrive:
     ) -> None:
         self._account = account
         # Retries end after ``attempts`` or ``offline_timeout`` seconds, whichever comes first, so
-        # a FUSE call fails (EHOSTDOWN) instead of hanging while iCloud is unreachable.
+        # a FUSE call fails (EIO) instead of hanging while iCloud is unreachable.
         self._retrying = Retrying(
             retry=retry_if_exception_type((Throttled, Unavailable)),
             wait=wait_random_exponential(multiplier=0.25, max=8),
@@ -117,6 +117,7 @@ class ICloudDrive:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
         self._content.mount("https://", adapter)
         self._content.mount("http://", adapter)
+        account.metrics.instrument(self._content)
         self._urls: TTLCache[tuple[str, str], str] = TTLCache(maxsize=4096, ttl=URL_TTL_S)
         self._parents: LRUCache[str, str] = LRUCache(maxsize=200_000)
         self._quota: TTLCache[str, Quota] = TTLCache(maxsize=1, ttl=60)

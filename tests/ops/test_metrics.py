@@ -88,11 +88,6 @@ def test_metrics_after_real_file_operations(mounted: Path, control: ControlClien
     assert value(found, "icloudfs_http_received_bytes_total", endpoint=listing) > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="downloads use ICloudDrive's own requests session (icloudfs/icloud/drive.py), which "
-    "is not instrumented yet: it needs account.metrics.instrument(self._content)",
-)
 def test_downloaded_bytes_are_counted(mounted: Path, control: ControlClient) -> None:
     data = os.urandom(200_000)
     (mounted / "download.bin").write_bytes(data)

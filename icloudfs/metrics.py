@@ -6,9 +6,7 @@ metrics are prometheus_client's, which are thread-safe; an observation costs a
 few microseconds. The control plane reads the registries at scrape time.
 
 - ``FuseMetrics``: the latency of every FUSE operation by ``op``, and failures
-  by ``op`` and ``errno``. The FUSE layer is built from a ``Filesystem`` alone,
-  so its metrics are found through it: ``FuseMetrics.of(fs)`` (a weak map;
-  they go when the filesystem goes).
+  by ``op`` and ``errno``; one per ``Mount``.
 - ``HttpMetrics``: every HTTP call to iCloud timed by ``endpoint`` and
   ``status`` (``error`` when nothing answered), and the body bytes sent and
   received per endpoint. ``instrument(session)`` wraps a ``requests``
@@ -24,11 +22,8 @@ few microseconds. The control plane reads the registries at scrape time.
 from __future__ import annotations
 
 import re
-import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -43,9 +38,6 @@ HTTP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60
 
 class FuseMetrics:
     """Latency and failures of one mount's FUSE operations."""
-
-    _mounts: ClassVar[weakref.WeakKeyDictionary[object, FuseMetrics]] = weakref.WeakKeyDictionary()
-    _mounts_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -63,15 +55,6 @@ class FuseMetrics:
             registry=self.registry,
         )
         self._by_op: dict[str, Histogram] = {}
-
-    @classmethod
-    def of(cls, filesystem: object) -> FuseMetrics:
-        """The metrics of the mount serving ``filesystem`` (made on first use)."""
-        with cls._mounts_lock:
-            found = cls._mounts.get(filesystem)
-            if found is None:
-                found = cls._mounts[filesystem] = cls()
-            return found
 
     def observe(self, op: str, seconds: float, errno_name: str | None = None) -> None:
         """One operation that took ``seconds``; ``errno_name`` when it failed (``ENOENT``...)."""

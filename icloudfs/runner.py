@@ -36,7 +36,6 @@ from icloudfs.errors import AuthError, AuthRequired
 from icloudfs.fuse.mount import Mount, MountError, MountOptions, run_mount, unmount
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.drive import ICloudDrive
-from icloudfs.metrics import FuseMetrics
 from icloudfs.ops import sdnotify
 from icloudfs.ops.progress import UploadProgress
 
@@ -145,7 +144,7 @@ def run_foreground(
             tokens=TokenStore(),
             account=session.account,
             filesystem=mount.filesystem,
-            metrics=(FuseMetrics.of(mount.filesystem), session.account.metrics),
+            metrics=(mount.metrics, session.account.metrics),
         )
         server = ControlServer(service)
         try:

@@ -38,6 +38,7 @@ from icloudfs.errors import IcloudfsError
 from icloudfs.fs.core import Filesystem
 from icloudfs.fuse.binding import Fuse
 from icloudfs.fuse.operations import Operations
+from icloudfs.metrics import FuseMetrics
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ class Mount:
             umask=options.umask,
         )
         self.filesystem.mountpoint = str(options.mountpoint)
-        self._operations = Operations(self.filesystem, writeback_cache=options.writeback_cache)
+        self.metrics = FuseMetrics()
+        self._operations = Operations(self.filesystem, self.metrics, writeback_cache=options.writeback_cache)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 

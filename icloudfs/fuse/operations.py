@@ -72,9 +72,16 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
 
     use_ns = True
 
-    def __init__(self, fs: Filesystem, *, kernel_ttl: float = 1.0, writeback_cache: bool = False) -> None:
+    def __init__(
+        self,
+        fs: Filesystem,
+        metrics: FuseMetrics,
+        *,
+        kernel_ttl: float = 1.0,
+        writeback_cache: bool = False,
+    ) -> None:
         self._fs = fs
-        self._metrics = FuseMetrics.of(fs)
+        self._metrics = metrics
         self._kernel_ttl = kernel_ttl
         self._writeback_cache = writeback_cache
         self._initialized = threading.Event()

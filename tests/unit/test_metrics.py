@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import socket
 import threading
 from collections.abc import Iterator
@@ -130,13 +129,8 @@ def test_a_call_nothing_answers_counts_as_error() -> None:
     assert sample(metrics, "icloudfs_http_request_seconds_count", endpoint=endpoint, status="error") == 1
 
 
-def test_fuse_metrics_belong_to_one_filesystem_and_go_with_it() -> None:
-    class Filesystem:
-        pass
-
-    first, second = Filesystem(), Filesystem()
-    metrics = FuseMetrics.of(first)
-    assert FuseMetrics.of(first) is metrics and FuseMetrics.of(second) is not metrics
+def test_fuse_metrics_count_each_op_in_buckets_and_each_failure_by_errno() -> None:
+    metrics, other = FuseMetrics(), FuseMetrics()
     metrics.observe("getattr", 0.00005)
     metrics.observe("getattr", 2.0)
     metrics.observe("open", 0.003, "ENOENT")
@@ -144,8 +138,4 @@ def test_fuse_metrics_belong_to_one_filesystem_and_go_with_it() -> None:
     assert sample(metrics, "icloudfs_fuse_op_seconds_bucket", op="getattr", le="0.0001") == 1
     assert sample(metrics, "icloudfs_fuse_op_seconds_bucket", op="getattr", le="5.0") == 2
     assert sample(metrics, "icloudfs_fuse_op_errors_total", op="open", errno="ENOENT") == 1
-    assert b'op="getattr"' not in generate_latest(FuseMetrics.of(second).registry)
-    count = len(FuseMetrics._mounts)
-    del first
-    gc.collect()
-    assert len(FuseMetrics._mounts) == count - 1
+    assert b'op="getattr"' not in generate_latest(other.registry), "each mount has its own"

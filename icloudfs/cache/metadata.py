@@ -256,7 +256,7 @@ class MetadataCache:
     def refresh(self, folder_ids: Sequence[str]) -> list[Item]:
         """Fetch these folders now, in one request; returns their subfolders."""
         listings = self._fetch(folder_ids)
-        return [c for listing in listings for c in listing.children.values() if c.is_folder]
+        return self._subfolders(listings)
 
     # -- persistence and stats ----------------------------------------------------------------
 
@@ -338,7 +338,7 @@ class MetadataCache:
             self.forget(folder.id)
             raise
         if self._background is not None:
-            subfolders = [c for c in fetched.children.values() if c.is_folder]
+            subfolders = self._subfolders([fetched])
             if subfolders:
                 self._background(lambda: self._prefetch(subfolders))
         return fetched
@@ -394,9 +394,14 @@ class MetadataCache:
         except Exception as error:  # a hint only: the demand path will ask again
             log.debug("prefetch of %d folders failed: %s", len(stale), error)
             return
-        deeper = [c for listing in listings for c in listing.children.values() if c.is_folder]
+        deeper = self._subfolders(listings)
         if depth > 1 and deeper and self._background is not None:
             self._background(lambda: self._prefetch(deeper, depth - 1))
+
+    def _subfolders(self, listings: Iterable[_Listing]) -> list[Item]:
+        """The folders in these listings (which other threads may be changing: hold the lock)."""
+        with self._lock:
+            return [c for listing in listings for c in listing.children.values() if c.is_folder]
 
     def _ensure_loaded(self, folder_id: str) -> None:
         """Bring a persisted listing into memory, so a change is applied to it, not lost."""

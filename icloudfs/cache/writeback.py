@@ -28,8 +28,15 @@ Locks, in the order they may be taken:
    (upload, and the filesystem's rename/unlink of it), so they never interleave.
 2. ``Entry.lock``: the entry's fields and staged file descriptor (short holds).
 3. ``WriteBack._lock`` (with its condition ``_wake``): the index, the queue, stats.
+4. ``WriteBack._db_lock``: the journal's connection. Commits wait for the disk
+   (synchronous=FULL), so nothing else is held while one runs.
 Metadata and content caches have their own leaf locks. No drive call is made
-while holding 2 or 3.
+while holding 2, 3 or 4.
+
+Journal writes are what a small file costs locally, so there are few: the row
+written at close already carries the digest of a small file's bytes (the upload
+then needs no write of its own), and rows of stored files are forgotten in
+batches, after the listings that show the stored versions are on disk.
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ log = logging.getLogger(__name__)
 _BACKOFF_FIRST = 2.0
 COMPARE_CHUNK = 4 << 20
 MAX_ATTEMPTS = 64  # upload digests remembered per entry: every version sent since the last stored one
+DIGEST_AT_CLOSE = 1 << 20  # files up to this size are hashed when journaled, not when uploaded
+SETTLE_EVERY_S = 0.2  # how long stored files' journal rows may wait to be forgotten together
 _BACKOFF_MAX = 300.0
 
 
@@ -92,6 +101,8 @@ class Entry:
     failures: int = 0
     last_error: str = ""
     attempts: list[str] = field(default_factory=list)  # sha256 of uploads begun, oldest first
+    journal_row: str = ""  # the entry's row as last written to the journal
+    settling: int = 0  # stored versions whose journal rows are not forgotten yet
     fd: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
     remote_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -148,6 +159,8 @@ class WriteBack:
         self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data TEXT)")
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._db_lock = threading.Lock()
+        self._settled: list[tuple[Entry, str]] = []  # stored entries and the journal rows to forget
         self._by_id: dict[str, Entry] = {}
         self._due: dict[str, float] = {}  # entry key -> monotonic time to upload
         self._live: dict[str, Entry] = {}  # entry key -> entry
@@ -171,6 +184,7 @@ class WriteBack:
             entry = self._entry_from(key, json.loads(data))
             if entry is None:
                 continue
+            entry.journal_row = data
             known.add(entry.path.name)
             self._index(entry)
             self._queue(entry, 0.0)
@@ -218,6 +232,7 @@ class WriteBack:
         if self._thread is not None:
             self._thread.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._settle()
         with self._lock:
             entries = list(self._live.values())
         for entry in entries:
@@ -309,9 +324,10 @@ class WriteBack:
             if not entry.dirty or entry.journaled_generation == entry.generation:
                 return
             os.fdatasync(entry.fd)
-            generation, data = entry.generation, self._entry_to(entry)
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?)", (entry.key, data))
+            if entry.size <= DIGEST_AT_CLOSE:
+                _remember(entry, _sha256(entry.path))
+            generation = entry.generation
+        self._journal(entry)
         with entry.lock:
             entry.journaled_generation = max(entry.journaled_generation, generation)
 
@@ -379,8 +395,9 @@ class WriteBack:
         with entry.lock:
             entry.deleted = True
             placeholder = entry.item()
-        with self._lock, self._db:
+        with self._db_lock, self._db:
             self._db.execute("DELETE FROM entries WHERE key = ?", (entry.key,))
+        with self._lock:
             self._due.pop(entry.key, None)
             if self._by_id.get(placeholder.id) is entry:
                 del self._by_id[placeholder.id]
@@ -445,8 +462,10 @@ class WriteBack:
     # -- uploading ----------------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        with self._wake:
-            while not self._stopping:
+        while True:
+            with self._wake:
+                if self._stopping:
+                    return
                 now = time.monotonic()
                 for key, when in list(self._due.items()):
                     entry = self._live.get(key)
@@ -456,7 +475,31 @@ class WriteBack:
                         del self._due[key]
                         self._pool.submit(self._upload, entry, raise_errors=False)
                 wait = min(self._due.values(), default=now + 60.0) - now
+                if self._settled:
+                    wait = min(wait, SETTLE_EVERY_S)
                 self._wake.wait(max(0.01, wait))
+            self._settle()
+
+    def _settle(self) -> None:
+        """Forget the journal rows of stored files, once their listings are on disk: after a
+        crash, a stale persisted listing would make our own upload look like a remote change
+        (and the next write a false conflict). A row written again since (the file changed
+        once more) differs from the one remembered, so it stays."""
+        with self._lock:
+            settled, self._settled = self._settled, []
+        if not settled:
+            return
+        self._meta.flush()
+        with self._db_lock, self._db:
+            self._db.executemany(
+                "DELETE FROM entries WHERE key = ? AND data = ?", [(e.key, row) for e, row in settled]
+            )
+        for entry, _ in settled:  # a row is useless without its staged copy: they go together
+            with entry.lock:
+                entry.settling -= 1
+                gone = entry.fd < 0 and not entry.settling
+            if gone:
+                entry.path.unlink(missing_ok=True)
 
     def _queue(self, entry: Entry, delay: float, *, backoff: bool = False) -> None:
         """Upload after ``delay`` (at once while draining, unless this is a retry's backoff)."""
@@ -491,10 +534,17 @@ class WriteBack:
         with entry.lock:
             if digest in entry.attempts:
                 return
-            entry.attempts = [*entry.attempts[-(MAX_ATTEMPTS - 1) :], digest]
+            _remember(entry, digest)
+        self._journal(entry)
+
+    def _journal(self, entry: Entry) -> None:
+        """Write the entry's row (durably: the call returns once it is on disk)."""
+        with entry.lock:
             data = self._entry_to(entry)
-        with self._lock, self._db:
+        with self._db_lock, self._db:
             self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?)", (entry.key, data))
+        with entry.lock:
+            entry.journal_row = data
 
     def _store(
         self, base: Item | None, parent_id: str, name: str, source: Path, mtime: float, attempts: list[str]
@@ -585,12 +635,11 @@ class WriteBack:
             if entry.writers == 0:
                 self._queue(entry, self.delay)
         else:
-            # The stored version must be on disk in the listings before the journal forgets the
-            # upload: after a crash, a stale persisted listing would make our own upload look
-            # like a remote change (and the next write a false conflict).
-            self._meta.flush()
-            with self._lock, self._db:
-                self._db.execute("DELETE FROM entries WHERE key = ?", (entry.key,))
+            with entry.lock:
+                row = entry.journal_row
+                entry.settling += 1
+            with self._lock:
+                self._settled.append((entry, row))
         self._drop_if_done(entry)
 
     def _failed(self, entry: Entry, error: Exception) -> None:
@@ -642,14 +691,15 @@ class WriteBack:
                 return
             os.close(entry.fd)
             entry.fd = -1
-            path = entry.path
+            path = None if entry.settling else entry.path  # else ``_settle`` removes it
             item = entry.item()
         with self._lock:
             self._live.pop(entry.key, None)
             if self._by_id.get(item.id) is entry:
                 del self._by_id[item.id]
         self._meta.clear_overlay(entry.parent_id, item)
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def _entry_to(self, entry: Entry) -> str:
         return json.dumps(
@@ -667,7 +717,7 @@ class WriteBack:
         path = self._files / data["file"]
         if not path.exists():
             log.error("write-back: staged copy of %s is missing; dropping it", data["name"])
-            with self._lock, self._db:
+            with self._db_lock, self._db:
                 self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
             return None
         base = None if data["base"] is None else item_from_row(data["base"])
@@ -677,6 +727,12 @@ class WriteBack:
         entry.size = os.fstat(entry.fd).st_size
         entry.generation, entry.stored_generation, entry.journaled_generation = 1, 0, 1
         return entry
+
+
+def _remember(entry: Entry, digest: str) -> None:
+    """Add a digest to the entry's uploads (hold ``entry.lock``)."""
+    if digest not in entry.attempts:
+        entry.attempts = [*entry.attempts[-(MAX_ATTEMPTS - 1) :], digest]
 
 
 def _sha256(path: Path) -> str:

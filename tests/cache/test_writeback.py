@@ -21,11 +21,13 @@ from icloudfs.errors import Throttled
 class Parts:
     """A write-back with its caches, restartable on the same folder."""
 
-    def __init__(self, drive: MemoryDrive, folder: Path, delay: float) -> None:
+    def __init__(
+        self, drive: MemoryDrive, folder: Path, delay: float, kind: type[WriteBack] = WriteBack
+    ) -> None:
         self.meta = MetadataCache(drive, None, ttl=60.0, negative_ttl=5.0)
         self.content = ContentCache(folder / "blocks", 64 << 20)
         self.reader = Reader(drive, self.content)
-        self.wb = WriteBack(drive, self.meta, self.content, self.reader, folder / "wb", delay=delay)
+        self.wb = kind(drive, self.meta, self.content, self.reader, folder / "wb", delay=delay)
         self.wb.start()
 
     def close(self) -> None:
@@ -62,6 +64,36 @@ def test_a_closed_file_is_journaled_and_resumes_after_a_restart(
         assert drive.item_at("n.txt").mtime == 1_700_000_000.0
     finally:
         again.close()
+
+
+class _NeverSettles(WriteBack):
+    """A write-back killed before it forgets the journal rows of stored files."""
+
+    def _settle(self) -> None:
+        pass
+
+
+def test_a_crash_before_stored_rows_are_forgotten_costs_no_conflict_copy(
+    drive: MemoryDrive, tmp_path: Path
+) -> None:
+    first = Parts(drive, tmp_path, delay=3600.0, kind=_NeverSettles)
+    entry = first.wb.create(_root(first).id, "s.txt", 0.0)
+    first.wb.attach(entry, writer=True)
+    first.wb.write(entry, 0, b"stored once")
+    first.wb.release(entry, writer=True)
+    first.wb.sync(entry)
+    first.close()
+    assert drive.content("s.txt") == b"stored once"
+    staged = tmp_path / "wb" / "staged"
+    assert list(staged.iterdir()), "the staged copy stays as long as its journal row"
+
+    again = Parts(drive, tmp_path, delay=0.0)
+    try:
+        assert again.wb.drain(5)
+        assert drive.names() == ["s.txt"] and drive.content("s.txt") == b"stored once"
+    finally:
+        again.close()
+    assert not list(staged.iterdir()), "row and copy are gone once the stored version is settled"
 
 
 def test_failed_uploads_are_retried_with_the_bytes_kept(drive: MemoryDrive, parts: Parts) -> None:

@@ -28,8 +28,8 @@ Locks, in the order they may be taken:
    (upload, and the filesystem's rename/unlink of it), so they never interleave.
 2. ``Entry.lock``: the entry's fields and staged file descriptor (short holds).
 3. ``WriteBack._lock`` (with its condition ``_wake``): the index, the queue, stats.
-4. ``WriteBack._db_lock``: the journal's connection. Commits wait for the disk
-   (synchronous=FULL), so nothing else is held while one runs.
+4. ``Journal``'s own lock. Commits wait for the disk (synchronous=FULL), so
+   nothing else is held while one runs.
 Metadata and content caches have their own leaf locks. No drive call is made
 while holding 2, 3 or 4.
 
@@ -46,7 +46,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -58,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from icloudfs.cache.content import ContentCache
+from icloudfs.cache.journal import Journal
 from icloudfs.cache.metadata import (
     LOCAL_PREFIX,
     MetadataCache,
@@ -153,13 +153,9 @@ class WriteBack:
         self.delay = delay
         self._files = folder / "staged"
         self._files.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(folder / "journal.db"), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data TEXT)")
+        self._journal = Journal(folder / "journal.db")
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._db_lock = threading.Lock()
         self._settled: list[tuple[Entry, str]] = []  # stored entries and the journal rows to forget
         self._by_id: dict[str, Entry] = {}
         self._due: dict[str, float] = {}  # entry key -> monotonic time to upload
@@ -178,7 +174,7 @@ class WriteBack:
 
     def start(self) -> None:
         """Queue every journaled entry again, then start the scheduler."""
-        rows = self._db.execute("SELECT key, data FROM entries").fetchall()
+        rows = self._journal.rows()
         known = set()
         for key, data in rows:
             entry = self._entry_from(key, json.loads(data))
@@ -240,7 +236,7 @@ class WriteBack:
                 if entry.fd >= 0:
                     os.close(entry.fd)
                     entry.fd = -1
-        self._db.close()
+        self._journal.close()
 
     # -- entries ------------------------------------------------------------------------------
 
@@ -327,7 +323,7 @@ class WriteBack:
             if entry.size <= DIGEST_AT_CLOSE:
                 _remember(entry, _sha256(entry.path))
             generation = entry.generation
-        self._journal(entry)
+        self._write_row(entry)
         with entry.lock:
             entry.journaled_generation = max(entry.journaled_generation, generation)
 
@@ -395,8 +391,7 @@ class WriteBack:
         with entry.lock:
             entry.deleted = True
             placeholder = entry.item()
-        with self._db_lock, self._db:
-            self._db.execute("DELETE FROM entries WHERE key = ?", (entry.key,))
+        self._journal.delete(entry.key)
         with self._lock:
             self._due.pop(entry.key, None)
             if self._by_id.get(placeholder.id) is entry:
@@ -490,10 +485,7 @@ class WriteBack:
         if not settled:
             return
         self._meta.flush()
-        with self._db_lock, self._db:
-            self._db.executemany(
-                "DELETE FROM entries WHERE key = ? AND data = ?", [(e.key, row) for e, row in settled]
-            )
+        self._journal.forget((e.key, row) for e, row in settled)
         for entry, _ in settled:  # a row is useless without its staged copy: they go together
             with entry.lock:
                 entry.settling -= 1
@@ -535,14 +527,13 @@ class WriteBack:
             if digest in entry.attempts:
                 return
             _remember(entry, digest)
-        self._journal(entry)
+        self._write_row(entry)
 
-    def _journal(self, entry: Entry) -> None:
+    def _write_row(self, entry: Entry) -> None:
         """Write the entry's row (durably: the call returns once it is on disk)."""
         with entry.lock:
             data = self._entry_to(entry)
-        with self._db_lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?)", (entry.key, data))
+        self._journal.write(entry.key, data)
         with entry.lock:
             entry.journal_row = data
 
@@ -717,8 +708,7 @@ class WriteBack:
         path = self._files / data["file"]
         if not path.exists():
             log.error("write-back: staged copy of %s is missing; dropping it", data["name"])
-            with self._db_lock, self._db:
-                self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
+            self._journal.delete(key)
             return None
         base = None if data["base"] is None else item_from_row(data["base"])
         entry = Entry(key, data["parent_id"], data["name"], base, data["mtime"], path)

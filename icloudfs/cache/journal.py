@@ -1,0 +1,48 @@
+"""The write-back journal: one durable row per file with changes not yet stored remotely.
+
+A row is the entry's JSON (name, folder, base version, staged file, upload digests), keyed by
+the entry's key. Every write is committed with ``synchronous=FULL``, so when a call returns the
+row survives a crash or a power cut; commits wait for the disk, which is why the journal has a
+lock of its own and callers hold nothing else while writing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class Journal:
+    """Rows of pending uploads in SQLite (WAL, synchronous=FULL)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data TEXT)")
+        self._lock = threading.Lock()
+
+    def rows(self) -> list[tuple[str, str]]:
+        """Every row: (key, data)."""
+        with self._lock:
+            return list(self._db.execute("SELECT key, data FROM entries").fetchall())
+
+    def write(self, key: str, data: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?)", (key, data))
+
+    def delete(self, key: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
+
+    def forget(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Delete these rows, in one commit, each only if it still holds that data (a row
+        written again since belongs to a newer version and stays)."""
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM entries WHERE key = ? AND data = ?", list(rows))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

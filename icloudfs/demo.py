@@ -26,7 +26,6 @@ from icloudfs.config import Settings
 from icloudfs.emulator.process import spawn
 from icloudfs.errors import IcloudfsError
 from icloudfs.icloud.account import Account, AuthState
-from icloudfs.icloud.drive import ICloudDrive
 from icloudfs.ops.progress import Steps
 
 log = logging.getLogger(__name__)
@@ -54,15 +53,11 @@ def run(mountpoint: Path) -> int:
             print(f"Two-factor code requested; the emulator's 'phone' shows {info['code']}.")
             account.submit_2fa(info["code"])
         steps.step(f"mounting on {mountpoint}")
-        drive = ICloudDrive(
-            account, ca_file=info["ca"], offline_timeout=config.parse_duration(settings.offline_timeout)
-        )
-
         def ready() -> None:
             steps.done("mounted")
             _welcome(mountpoint)
 
-        session = runner.Session(settings, account, drive)
+        session = runner.Session(settings, account, runner.drive_for(settings, account))
         return runner.run_foreground(session, runner.mount_options(settings, mountpoint), on_ready=ready)
     except IcloudfsError as error:
         print(f"icloudfs demo: {error}", file=sys.stderr)

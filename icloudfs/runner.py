@@ -81,12 +81,16 @@ def open_session(settings: Settings) -> Session:
             settings.apple_id,
             state.value,
         )
-    drive = ICloudDrive(
+    return Session(settings, account, drive_for(settings, account))
+
+
+def drive_for(settings: Settings, account: Account) -> ICloudDrive:
+    """The iCloud Drive backend of ``account``, as the settings configure it."""
+    return ICloudDrive(
         account,
         ca_file=settings.ca_file or None,
         offline_timeout=config.parse_duration(settings.offline_timeout),
     )
-    return Session(settings, account, drive)
 
 
 def mount_options(settings: Settings, mountpoint: Path, **flags: object) -> MountOptions:

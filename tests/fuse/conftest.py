@@ -107,9 +107,16 @@ def mounted(drive: RemoteView, mount_factory: MountFactory) -> LiveMount:
 
 
 @pytest.fixture(scope="session")
-def fuse_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+def shared_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     with start_emulator(tmp_path_factory.mktemp("fuse-emulator")) as emulator:
         yield emulator
+
+
+@pytest.fixture
+def fuse_emulator(shared_emulator: Emulator) -> Iterator[Emulator]:
+    """The shared emulator; faults a test injects end with it, even when the test fails."""
+    yield shared_emulator
+    shared_emulator.clear_faults()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Reliability tests reuse the FUSE fixtures (real mounts, emulator-backed drives)."""
 
-from tests.fuse.conftest import any_mount, fuse_emulator, icloud_view, mount_factory
+from tests.fuse.conftest import any_mount, fuse_emulator, icloud_view, mount_factory, shared_emulator
 
-__all__ = ["any_mount", "fuse_emulator", "icloud_view", "mount_factory"]
+__all__ = ["any_mount", "fuse_emulator", "icloud_view", "mount_factory", "shared_emulator"]

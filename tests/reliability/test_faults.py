@@ -39,7 +39,7 @@ def test_503_storm_during_cp_r(
     files = make_files(tmp_path / "src", 200, 2048)
     live = mount_factory(icloud_view, folder=icloud_view.base)
     fuse_emulator.reset_stats()
-    fuse_emulator.faults(rules=[{"path": "/", "status": 503, "rate": 0.5}])
+    fuse_emulator.faults(rules=[{"path": "/", "status": 503, "rate": 0.4}])
     live.sh(f"cp -r {tmp_path / 'src'} copied", timeout=120)
     live.settle(120)
     fuse_emulator.clear_faults()

@@ -21,6 +21,7 @@ demo: install
 
 test: install
 	$(VENV)/bin/ruff check icloudfs tests bench
+	$(VENV)/bin/ruff format --check icloudfs tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 

@@ -78,7 +78,10 @@ class MemFs(Contender):
         self.root.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
             [PYTHON, str(REPO / "bench" / "memfs.py"), str(self.root), "--source", str(self._source)],
-            stdout=self._log.open("ab"), stderr=subprocess.STDOUT, env=child_env(), cwd=REPO,
+            stdout=self._log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=REPO,
         )
         wait_for(lambda: is_mounted(self.root) and self._proc is not None, 300, "memfs")
         wait_for(lambda: (self.root / "big.bin").exists(), 60, "memfs ready")
@@ -106,8 +109,10 @@ class IcloudfsMount(Contender):
 
     def _env(self, control_port: int = 0) -> dict[str, str]:
         return child_env(
-            XDG_CONFIG_HOME=str(self._home / "config"), XDG_STATE_HOME=str(self._home / "state"),
-            XDG_CACHE_HOME=str(self._home / "cache"), XDG_DATA_HOME=str(self._home / "data"),
+            XDG_CONFIG_HOME=str(self._home / "config"),
+            XDG_STATE_HOME=str(self._home / "state"),
+            XDG_CACHE_HOME=str(self._home / "cache"),
+            XDG_DATA_HOME=str(self._home / "data"),
             PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
             ICLOUDFS_CONTROL_ADDR=f"127.0.0.1:{control_port or free_port()}",
         )
@@ -118,9 +123,24 @@ class IcloudfsMount(Contender):
     def login(self) -> None:
         info = self._emulator.info
         subprocess.run(
-            [PYTHON, "-m", "icloudfs", "login", *self._common(), "--apple-id", info["apple_id"],
-             "--password-stdin", "--code", info["code"], "--no-remember"],
-            input=info["password"].encode(), env=self._env(), check=True, capture_output=True, cwd=REPO,
+            [
+                PYTHON,
+                "-m",
+                "icloudfs",
+                "login",
+                *self._common(),
+                "--apple-id",
+                info["apple_id"],
+                "--password-stdin",
+                "--code",
+                info["code"],
+                "--no-remember",
+            ],
+            input=info["password"].encode(),
+            env=self._env(),
+            check=True,
+            capture_output=True,
+            cwd=REPO,
         )
 
     def start(self, fresh: bool = True) -> None:
@@ -130,9 +150,23 @@ class IcloudfsMount(Contender):
         log = (self._home / "mount.log").open("ab")
         control_port = free_port()
         self._proc = subprocess.Popen(
-            [PYTHON, "-m", "icloudfs", "mount", str(self.root), "--foreground", *self._common(),
-             "--cache-dir", str(self.cache_dir), "--write-back", WRITE_BACK],
-            stdout=log, stderr=subprocess.STDOUT, env=self._env(control_port), cwd=REPO,
+            [
+                PYTHON,
+                "-m",
+                "icloudfs",
+                "mount",
+                str(self.root),
+                "--foreground",
+                *self._common(),
+                "--cache-dir",
+                str(self.cache_dir),
+                "--write-back",
+                WRITE_BACK,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self._env(control_port),
+            cwd=REPO,
         )
 
         def up() -> bool:
@@ -178,10 +212,25 @@ class RcloneMount(Contender):
         self.root.mkdir(parents=True, exist_ok=True)
         self._home.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            ["rclone", "mount", self._server.remote, str(self.root), "--vfs-cache-mode", self.mode,
-             "--webdav-pacer-min-sleep", "0", "--cache-dir", str(cache), "--vfs-write-back", WRITE_BACK,
-             "--config", "/dev/null"],
-            stdout=(self._home / "mount.log").open("ab"), stderr=subprocess.STDOUT, env=child_env(),
+            [
+                "rclone",
+                "mount",
+                self._server.remote,
+                str(self.root),
+                "--vfs-cache-mode",
+                self.mode,
+                "--webdav-pacer-min-sleep",
+                "0",
+                "--cache-dir",
+                str(cache),
+                "--vfs-write-back",
+                WRITE_BACK,
+                "--config",
+                "/dev/null",
+            ],
+            stdout=(self._home / "mount.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            env=child_env(),
         )
 
         def up() -> bool:

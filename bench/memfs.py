@@ -37,10 +37,16 @@ class Node:
     def attrs(self) -> dict[str, Any]:
         mode = (stat.S_IFDIR | 0o755) if self.folder else (stat.S_IFREG | 0o644)
         return {
-            "st_mode": mode, "st_nlink": 2 if self.folder else 1, "st_size": len(self.data),
-            "st_uid": os.getuid(), "st_gid": os.getgid(), "st_blksize": 1 << 20,
+            "st_mode": mode,
+            "st_nlink": 2 if self.folder else 1,
+            "st_size": len(self.data),
+            "st_uid": os.getuid(),
+            "st_gid": os.getgid(),
+            "st_blksize": 1 << 20,
             "st_blocks": (len(self.data) + 511) // 512,
-            "st_atime": self.mtime, "st_mtime": self.mtime, "st_ctime": self.mtime,
+            "st_atime": self.mtime,
+            "st_mtime": self.mtime,
+            "st_ctime": self.mtime,
         }
 
 
@@ -146,8 +152,14 @@ class MemoryFs(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def statfs(self, path: str) -> dict[str, int]:
-        return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 1 << 30, "f_bfree": 1 << 29,
-                "f_bavail": 1 << 29, "f_namemax": 255}
+        return {
+            "f_bsize": 4096,
+            "f_frsize": 4096,
+            "f_blocks": 1 << 30,
+            "f_bfree": 1 << 29,
+            "f_bavail": 1 << 29,
+            "f_namemax": 255,
+        }
 
 
 def load(fs: MemoryFs, source: Path) -> None:
@@ -181,8 +193,16 @@ def main() -> int:
         load(fs, args.source)
     threading.Thread(target=_raise_read_ahead, args=(args.mountpoint,), daemon=True).start()
     Fuse(
-        fs, str(args.mountpoint), foreground=True, fsname="memfs", subtype="memfs", max_threads=64,
-        max_idle_threads=64, default_permissions=True, auto_unmount=True, noatime=True,
+        fs,
+        str(args.mountpoint),
+        foreground=True,
+        fsname="memfs",
+        subtype="memfs",
+        max_threads=64,
+        max_idle_threads=64,
+        default_permissions=True,
+        auto_unmount=True,
+        noatime=True,
     )
     return 0
 

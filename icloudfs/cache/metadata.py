@@ -74,6 +74,9 @@ class _Listing:
     folder: Item
     children: dict[str, Item]  # name key -> remote item
     fetched: float  # time.time() of the fetch; 0 = must be fetched again
+    # Set on the listings of a prefetch's last level (their subfolders were not fetched): all
+    # listings of that level, so the first one a walk reaches moves the prefetch on for them all.
+    frontier: list[_Listing] | None = None
 
 
 class MetadataCache:
@@ -324,6 +327,11 @@ class MetadataCache:
         if listing is not None and now - listing.fetched < max_age:
             with self._lock:
                 self.hits += 1
+                frontier = listing.frontier or []
+                for reached in frontier:
+                    reached.frontier = None
+            if frontier:  # a walk reached the edge of what was fetched ahead: go on ahead of it
+                self._walk_ahead(frontier)
             return listing
         with self._lock:
             self.misses += 1
@@ -337,11 +345,16 @@ class MetadataCache:
         except NotFound:
             self.forget(folder.id)
             raise
+        self._walk_ahead([fetched])
+        return fetched
+
+    def _walk_ahead(self, listings: list[_Listing]) -> None:
+        """Fetch the subfolders of a listing just used, in the background, before a walk
+        (``ls -R``, ``find``, ``rsync``) asks for them one round trip at a time."""
         if self._background is not None:
-            subfolders = self._subfolders([fetched])
+            subfolders = self._subfolders(listings)
             if subfolders:
                 self._background(lambda: self._prefetch(subfolders))
-        return fetched
 
     def _fetch(self, folder_ids: Sequence[str]) -> list[_Listing]:
         """Fetch listings, sharing any fetch already in flight for the same folder."""
@@ -397,6 +410,10 @@ class MetadataCache:
         deeper = self._subfolders(listings)
         if depth > 1 and deeper and self._background is not None:
             self._background(lambda: self._prefetch(deeper, depth - 1))
+        elif deeper:
+            with self._lock:
+                for listing in listings:
+                    listing.frontier = listings
 
     def _subfolders(self, listings: Iterable[_Listing]) -> list[Item]:
         """The folders in these listings (which other threads may be changing: hold the lock)."""

@@ -94,6 +94,7 @@ class Entry:
     generation: int = 0  # bumped on every change
     stored_generation: int = 0  # the generation last uploaded (or staged from the drive)
     journaled_generation: int = -1
+    hashed_generation: int = -1  # the generation whose digest was journaled at close
     writers: int = 0
     handles: int = 0
     deleted: bool = False
@@ -320,12 +321,15 @@ class WriteBack:
             if not entry.dirty or entry.journaled_generation == entry.generation:
                 return
             os.fdatasync(entry.fd)
-            if entry.size <= DIGEST_AT_CLOSE:
+            hashed = entry.size <= DIGEST_AT_CLOSE
+            if hashed:
                 _remember(entry, _sha256(entry.path))
             generation = entry.generation
         self._write_row(entry)
         with entry.lock:
             entry.journaled_generation = max(entry.journaled_generation, generation)
+            if hashed:  # the upload need not hash and journal these bytes again
+                entry.hashed_generation = max(entry.hashed_generation, generation)
 
     def sync(self, entry: Entry) -> None:
         """Upload now and return once stored (fsync); raises what the upload raised."""
@@ -510,7 +514,7 @@ class WriteBack:
                 parent_id, name, mtime = entry.parent_id, entry.name, entry.mtime
                 entry.uploading = source
             try:
-                self._record_attempt(entry, source)
+                self._record_attempt(entry, source, generation)
                 stored, conflict = self._store(base, parent_id, name, source, mtime, entry.attempts)
             except Exception as error:
                 self._failed(entry, error)
@@ -519,9 +523,12 @@ class WriteBack:
                 return
             self._stored(entry, generation, source, stored, conflict)
 
-    def _record_attempt(self, entry: Entry, source: Path) -> None:
+    def _record_attempt(self, entry: Entry, source: Path, generation: int) -> None:
         """Journal the digest of the bytes about to be uploaded, before any request: if we crash
         after iCloud stored them, the next attempt recognises them as ours, not a conflict."""
+        with entry.lock:
+            if entry.hashed_generation == generation:
+                return  # hashed and journaled at close (a small file)
         digest = _sha256(source)
         with entry.lock:
             if digest in entry.attempts:

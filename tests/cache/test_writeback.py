@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from icloudfs.cache import writeback
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.prefetch import Reader
-from icloudfs.cache.writeback import WriteBack, conflict_name
+from icloudfs.cache.writeback import Entry, WriteBack, conflict_name
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.types import Item
 from icloudfs.errors import Throttled
@@ -94,6 +95,35 @@ def test_a_crash_before_stored_rows_are_forgotten_costs_no_conflict_copy(
     finally:
         again.close()
     assert not list(staged.iterdir()), "row and copy are gone once the stored version is settled"
+
+
+class _CountsRows(WriteBack):
+    rows = 0
+
+    def _write_row(self, entry: Entry) -> None:
+        self.rows += 1
+        super()._write_row(entry)
+
+
+def test_a_small_file_is_hashed_and_journaled_once(
+    drive: MemoryDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its digest goes into the row written at close; the upload finds it there."""
+    hashed: list[Path] = []
+    real = writeback._sha256
+    monkeypatch.setattr(writeback, "_sha256", lambda path: hashed.append(path) or real(path))
+    made = Parts(drive, tmp_path, delay=3600.0, kind=_CountsRows)
+    try:
+        entry = made.wb.create(_root(made).id, "small.txt", 0.0)
+        made.wb.attach(entry, writer=True)
+        made.wb.write(entry, 0, b"four KiB or so")
+        made.wb.release(entry, writer=True)
+        assert entry.attempts == [real(entry.path)], "the digest is in the row written at close"
+        made.wb.sync(entry)
+        assert drive.content("small.txt") == b"four KiB or so"
+        assert len(hashed) == 1 and isinstance(made.wb, _CountsRows) and made.wb.rows == 1
+    finally:
+        made.close()
 
 
 def test_failed_uploads_are_retried_with_the_bytes_kept(drive: MemoryDrive, parts: Parts) -> None:

@@ -17,7 +17,7 @@ Replacing an existing file uses ``drive.replace`` with the etag the local copy
 was based on: the new bytes are stored before the old retire. If that etag is
 stale (someone else changed the file), the local version is uploaded beside it
 as ``name (conflict YYYY-MM-DD HHMMSS).ext`` and the entry follows that copy;
-nothing is overwritten. A failed upload keeps the local bytes and is retried
+nothing is overwritten (``conflicts.py``). A failed upload keeps the local bytes and is retried
 with exponential backoff (2 s doubling to 5 min).
 
 Writes during an upload do not wait for it: the writer first copies the staged
@@ -42,7 +42,6 @@ batches, after the listings that show the stored versions are on disk.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -52,10 +51,10 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from icloudfs.cache import conflicts
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.journal import Journal
 from icloudfs.cache.metadata import (
@@ -65,15 +64,12 @@ from icloudfs.cache.metadata import (
     item_to_row,
 )
 from icloudfs.cache.prefetch import Reader
-from icloudfs.drive import names
 from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item, ItemKind
-from icloudfs.errors import AlreadyExists, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
 _BACKOFF_FIRST = 2.0
-COMPARE_CHUNK = 4 << 20
 MAX_ATTEMPTS = 64  # upload digests remembered per entry: every version sent since the last stored one
 DIGEST_AT_CLOSE = 1 << 20  # files up to this size are hashed when journaled, not when uploaded
 SETTLE_EVERY_S = 0.2  # how long stored files' journal rows may wait to be forgotten together
@@ -323,7 +319,7 @@ class WriteBack:
             os.fdatasync(entry.fd)
             hashed = entry.size <= DIGEST_AT_CLOSE
             if hashed:
-                _remember(entry, _sha256(entry.path))
+                _remember(entry, conflicts.file_digest(entry.path))
             generation = entry.generation
         self._write_row(entry)
         with entry.lock:
@@ -515,7 +511,10 @@ class WriteBack:
                 entry.uploading = source
             try:
                 self._record_attempt(entry, source, generation)
-                stored, conflict = self._store(base, parent_id, name, source, mtime, entry.attempts)
+                parent = self._meta.folder_item(parent_id)
+                stored, conflict = conflicts.store(
+                    self._drive, parent, base, name, source, mtime, entry.attempts
+                )
             except Exception as error:
                 self._failed(entry, error)
                 if raise_errors:
@@ -529,7 +528,7 @@ class WriteBack:
         with entry.lock:
             if entry.hashed_generation == generation:
                 return  # hashed and journaled at close (a small file)
-        digest = _sha256(source)
+        digest = conflicts.file_digest(source)
         with entry.lock:
             if digest in entry.attempts:
                 return
@@ -543,58 +542,6 @@ class WriteBack:
         self._journal.write(entry.key, data)
         with entry.lock:
             entry.journal_row = data
-
-    def _store(
-        self, base: Item | None, parent_id: str, name: str, source: Path, mtime: float, attempts: list[str]
-    ) -> tuple[Item, bool]:
-        """Upload; returns the stored item and whether it went to a conflict copy."""
-        parent = self._meta.folder_item(parent_id)
-        try:
-            if base is None:
-                return self._drive.upload(parent, name, source, mtime), False
-            try:
-                return self._drive.replace(base, source, mtime), False
-            except NotFound:  # deleted remotely meanwhile: the local bytes bring it back
-                return self._drive.upload(parent, name, source, mtime), False
-        except (Conflict, AlreadyExists) as why:
-            remote = self._remote_file(parent, name)
-            digest = None if remote is None else self._remote_digest(remote)
-            if remote is not None and digest == attempts[-1]:
-                log.info("%s was already stored by an earlier attempt (crash or lost answer)", name)
-                return remote, False
-            if remote is not None and digest in attempts:
-                log.info("%s holds an earlier upload of ours; replacing it", name)
-                return self._drive.replace(remote, source, mtime), False
-            log.warning(
-                "conflict on %s (%s; remote %s bytes, local %d bytes, %d upload(s) of ours known): "
-                "keeping the local version as a copy",
-                name,
-                why,
-                None if remote is None else remote.size,
-                source.stat().st_size,
-                len(attempts),
-            )
-        now = datetime.now()
-        for attempt in range(1, 100):
-            try:
-                copy = self._drive.upload(parent, conflict_name(name, now, attempt), source, mtime)
-            except AlreadyExists:
-                continue
-            log.warning("conflict: %s changed remotely; local version saved as %s", name, copy.name)
-            return copy, True
-        raise AlreadyExists(f"no free name for a conflict copy of {name}")
-
-    def _remote_file(self, parent: Item, name: str) -> Item | None:
-        key = names.key(name)
-        listing = self._drive.list_folders([parent.id])[0]
-        return next((c for c in listing.children if names.key(c.name) == key and not c.is_folder), None)
-
-    def _remote_digest(self, remote: Item) -> str:
-        """sha256 of a remote file's content (read through the drive, in chunks)."""
-        digest = hashlib.sha256()
-        for offset in range(0, remote.size, COMPARE_CHUNK):
-            digest.update(self._drive.read(remote, offset, COMPARE_CHUNK))
-        return digest.hexdigest()
 
     def _stored(self, entry: Entry, generation: int, source: Path, stored: Item, conflict: bool) -> None:
         with entry.lock:
@@ -730,18 +677,3 @@ def _remember(entry: Entry, digest: str) -> None:
     """Add a digest to the entry's uploads (hold ``entry.lock``)."""
     if digest not in entry.attempts:
         entry.attempts = [*entry.attempts[-(MAX_ATTEMPTS - 1) :], digest]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(COMPARE_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def conflict_name(name: str, when: datetime, attempt: int = 1) -> str:
-    """``report.txt`` -> ``report (conflict 2026-01-31 235959).txt`` (`` 2``, `` 3``... after)."""
-    stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
-    counter = f" {attempt}" if attempt > 1 else ""
-    return f"{stem} (conflict {when:%Y-%m-%d %H%M%S}{counter}){dot}{ext}"

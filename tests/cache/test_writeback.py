@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from icloudfs.cache import writeback
+from icloudfs.cache import conflicts
+from icloudfs.cache.conflicts import conflict_name
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.prefetch import Reader
-from icloudfs.cache.writeback import Entry, WriteBack, conflict_name
+from icloudfs.cache.writeback import Entry, WriteBack
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.types import Item
 from icloudfs.errors import Throttled
@@ -110,8 +111,8 @@ def test_a_small_file_is_hashed_and_journaled_once(
 ) -> None:
     """Its digest goes into the row written at close; the upload finds it there."""
     hashed: list[Path] = []
-    real = writeback._sha256
-    monkeypatch.setattr(writeback, "_sha256", lambda path: hashed.append(path) or real(path))
+    real = conflicts.file_digest
+    monkeypatch.setattr(conflicts, "file_digest", lambda path: hashed.append(path) or real(path))
     made = Parts(drive, tmp_path, delay=3600.0, kind=_CountsRows)
     try:
         entry = made.wb.create(_root(made).id, "small.txt", 0.0)

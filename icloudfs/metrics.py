@@ -6,7 +6,8 @@ metrics are prometheus_client's, which are thread-safe; an observation costs a
 few microseconds. The control plane reads the registries at scrape time.
 
 - ``FuseMetrics``: the latency of every FUSE operation by ``op``, and failures
-  by ``op`` and ``errno``; one per ``Mount``.
+  by ``op`` and ``errno``; one per ``Mount``. The operation and error counts in
+  ``/status`` are read from these too (``counts``): each call is counted once.
 - ``HttpMetrics``: every HTTP call to iCloud timed by ``endpoint`` and
   ``status`` (``error`` when nothing answered), and the body bytes sent and
   received per endpoint. ``instrument(session)`` wraps a ``requests``
@@ -55,6 +56,7 @@ class FuseMetrics:
             registry=self.registry,
         )
         self._by_op: dict[str, Histogram] = {}
+        self.last_error = ""  # "op: ERRNO" of the latest failure
 
     def observe(self, op: str, seconds: float, errno_name: str | None = None) -> None:
         """One operation that took ``seconds``; ``errno_name`` when it failed (``ENOENT``...)."""
@@ -64,6 +66,20 @@ class FuseMetrics:
         child.observe(seconds)
         if errno_name is not None:
             self._failures.labels(op, errno_name).inc()
+            self.last_error = f"{op}: {errno_name}"
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Operations by name, and failures by errno name, so far."""
+        ops: dict[str, int] = {}
+        failures: dict[str, int] = {}
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                if sample.name == "icloudfs_fuse_op_seconds_count":
+                    ops[sample.labels["op"]] = int(sample.value)
+                elif sample.name == "icloudfs_fuse_op_errors_total":
+                    errno_name = sample.labels["errno"]
+                    failures[errno_name] = failures.get(errno_name, 0) + int(sample.value)
+        return ops, failures
 
     def collect(self) -> Iterable[Metric]:
         return self.registry.collect()

@@ -149,6 +149,7 @@ def run_foreground(
             account=session.account,
             filesystem=mount.filesystem,
             metrics=(mount.metrics, session.account.metrics),
+            fuse=mount.metrics,
         )
         server = ControlServer(service)
         try:

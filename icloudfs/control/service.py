@@ -59,13 +59,22 @@ class Account(Protocol):
         ...
 
 
+class FuseCounts(Protocol):
+    """The mount's FUSE operation counts (``icloudfs.metrics.FuseMetrics``)."""
+
+    last_error: str
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Operations by name, failures by errno name."""
+        ...
+
+
 class Filesystem(Protocol):
     """The mounted filesystem.
 
     ``stats()`` returns ``metadata: {entries, hits, misses}``, ``content:
     {bytes_used, bytes_limit, hits, misses}``, ``uploads: {queued, in_progress,
-    failed, last_error}``, ``ops: {name: count}``, ``errors: {name: count}`` and
-    ``last_error``. ``uploads()`` items have ``path`` and optionally ``state``,
+    failed, last_error}``. ``uploads()`` items have ``path`` and optionally ``state``,
     ``attempts``, ``last_error`` (more keys are passed through).
     """
 
@@ -109,7 +118,8 @@ class NotAttached(LookupError):
 @dataclass
 class ControlService:
     """What the routes work on. ``restart`` is set by ``ControlServer``; ``metrics`` are the
-    mount's own Prometheus collectors (FUSE, HTTP), reported by ``/metrics`` beside the status."""
+    mount's own Prometheus collectors (FUSE, HTTP), reported by ``/metrics`` beside the status;
+    ``fuse`` gives ``/status`` its operation and error counts."""
 
     settings: Settings
     tokens: TokenStore
@@ -117,6 +127,7 @@ class ControlService:
     filesystem: Filesystem | None = None
     restart: Callable[[], None] | None = None
     metrics: Sequence[Collector] = field(default_factory=tuple)
+    fuse: FuseCounts | None = None
 
     def need_account(self) -> Account:
         if self.account is None:
@@ -149,8 +160,9 @@ class ControlService:
             {"metadata": stats["metadata"], "content": stats["content"]}
         )
         report.uploads = UploadsStatus.model_validate(stats["uploads"])
-        report.ops, report.errors = dict(stats.get("ops", {})), dict(stats.get("errors", {}))
-        report.last_error = stats.get("last_error")
+        if self.fuse is not None:
+            report.ops, report.errors = self.fuse.counts()
+            report.last_error = self.fuse.last_error or None
         return report
 
 

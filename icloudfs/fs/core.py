@@ -39,7 +39,6 @@ import stat
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -125,11 +124,8 @@ class Filesystem:
         self._whole_drive = not [p for p in folder.split("/") if p]
         self._libraries: tuple[float, list[Item]] = (0.0, [])
         self._quota: tuple[float, dict[str, int]] = (0.0, {})
-        self._stats_lock = threading.Lock()
+        self._times_lock = threading.Lock()
         self._folder_times: dict[str, float] = {}  # folder id -> mtime set here (utimens)
-        self.ops: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
-        self.last_error = ""
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
         self.mountpoint = ""  # set by whoever mounts it; shown by the control plane
@@ -298,7 +294,7 @@ class Filesystem:
             if item.is_folder:
                 # iCloud keeps no settable folder times; remember them for this mount, so that
                 # `rsync -a` and `cp -p` see the times they set and a second run changes nothing.
-                with self._stats_lock:
+                with self._times_lock:
                     self._folder_times[item.id] = mtime
                 return
             entry = self.writeback.entry_for(item.id)
@@ -393,25 +389,12 @@ class Filesystem:
     # -- control plane ------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        with self._stats_lock:
-            ops, failures, last_error = dict(self.ops), dict(self.errors), self.last_error
         return {
             "metadata": self.meta.stats(),
             "content": self.content.stats(),
             "uploads": self.writeback.stats(),
-            "ops": ops,
-            "errors": failures,
             "open_handles": len(self._handles),
-            "last_error": last_error,
         }
-
-    def record(self, op: str, error: str | None = None) -> None:
-        """Count one operation (and its failure, named by errno) for ``stats``."""
-        with self._stats_lock:
-            self.ops[op] += 1
-            if error is not None:
-                self.errors[error] += 1
-                self.last_error = f"{op}: {error}"
 
     def refresh(self, path: str = "/", recursive: bool = False) -> int:
         """Fetch listings again (the whole subtree if ``recursive``); returns folders fetched."""

@@ -57,11 +57,9 @@ def _op(
             elapsed = time.perf_counter() - started
             code = errno_map.failure(name, str(args[0]) if args else None, error)
             code_name = errno.errorcode.get(code, str(code))
-            self._fs.record(name, code_name)
             self._metrics.observe(name, elapsed, code_name)
             raise mfusepy.FuseOSError(code) from None
         self._metrics.observe(name, time.perf_counter() - started)
-        self._fs.record(name)
         return result
 
     return run

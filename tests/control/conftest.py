@@ -16,6 +16,7 @@ import pytest
 
 from icloudfs.config import Settings
 from icloudfs.control import ControlServer, ControlService, TokenStore
+from icloudfs.metrics import FuseMetrics
 from tests.support.netns import addresses, veth_namespace
 
 from .fakes import FakeAccount, FakeFilesystem
@@ -38,11 +39,18 @@ def keyring_file(home: Path) -> Path:
 
 @pytest.fixture
 def service() -> ControlService:
+    fuse = FuseMetrics()  # the real one: /status and /metrics read the same counts
+    for op, times in (("read", 10), ("write", 2)):
+        for _ in range(times):
+            fuse.observe(op, 0.001)
+    fuse.observe("getattr", 0.0001, "ENOENT")
     return ControlService(
         settings=Settings(control_addr="127.0.0.1:0"),
         tokens=TokenStore(),
         account=FakeAccount(),
         filesystem=FakeFilesystem(),
+        metrics=(fuse,),
+        fuse=fuse,
     )
 
 

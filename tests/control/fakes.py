@@ -85,9 +85,6 @@ class FakeFilesystem:
                 "failed": len(self.failed),
                 "last_error": "Unavailable: network down" if self.failed else None,
             },
-            "ops": {"read": 10, "write": 2},
-            "errors": {"Unavailable": 1},
-            "last_error": "Unavailable: network down",
         }
 
     def refresh(self, path: str, recursive: bool) -> int:

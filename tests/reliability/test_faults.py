@@ -82,7 +82,7 @@ def test_session_expiry_during_reads_and_uploads(
     assert codes == [], "renewed from the trusted session: no 2FA code asked"
     icloud_view.api.authenticate(force_refresh=True)
     assert_landed_once(icloud_view, "copied", files)
-    errors = live.fs.stats()["errors"]
+    errors = live.mount.metrics.counts()[1]
     # ENOENT (cp's lookups of files it is about to create) and ENOTSUP (its xattr probes) are normal.
     assert set(errors) <= {"ENOENT", "ENOTSUP"}, f"no failed operation visible to the user: {errors}"
 

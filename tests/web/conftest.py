@@ -68,9 +68,6 @@ class DemoFilesystem:
             "metadata": {"entries": 1834, "hits": 40210, "misses": 377},
             "content": {"bytes_used": 3_650_000_000, "bytes_limit": 10 << 30, "hits": 912, "misses": 88},
             "uploads": {"queued": 2, "in_progress": 1, "failed": 0, "last_error": None},
-            "ops": {"read": 5120, "write": 310},
-            "errors": {},
-            "last_error": None,
         }
 
     def refresh(self, path: str, recursive: bool) -> None:

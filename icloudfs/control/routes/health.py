@@ -59,11 +59,6 @@ class _StatusCollector(Collector):
                 yield GaugeMetricFamily(
                     f"icloudfs_uploads_{name}", f"Uploads {name}", value=getattr(status.uploads, name)
                 )
-        for metric, label, counts in (("operations", "op", status.ops), ("errors", "kind", status.errors)):
-            family = CounterMetricFamily(f"icloudfs_{metric}", f"{metric} by {label}", labels=[label])
-            for name, count in sorted(counts.items()):
-                family.add_metric([name], count)
-            yield family
         for collector in self._service.metrics:
             yield from collector.collect()
 

@@ -74,8 +74,9 @@ class _Listing:
     folder: Item
     children: dict[str, Item]  # name key -> remote item
     fetched: float  # time.time() of the fetch; 0 = must be fetched again
-    # Set on the listings of a prefetch's last level (their subfolders were not fetched): all
-    # listings of that level, so the first one a walk reaches moves the prefetch on for them all.
+    # Set on listings whose subfolders were not fetched ahead: those of a prefetch's last level
+    # (all of that level, so the first one a walk reaches moves the prefetch on for them all),
+    # and one fetched for a lookup (itself).
     frontier: list[_Listing] | None = None
 
 
@@ -131,7 +132,7 @@ class MetadataCache:
 
         ``max_age`` asks for a listing fetched more recently than the TTL requires.
         """
-        listing = self._listing(folder, self.ttl if max_age is None else max_age)
+        listing = self._listing(folder, self.ttl if max_age is None else max_age, walk=True)
         with self._lock:
             merged = dict(listing.children)
             merged.update(self._overlay.get(folder.id, {}))
@@ -317,7 +318,10 @@ class MetadataCache:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _listing(self, folder: Item, max_age: float) -> _Listing:
+    def _listing(self, folder: Item, max_age: float, *, walk: bool = False) -> _Listing:
+        """The folder's listing, fetched when older than ``max_age``. ``walk``: its entries are
+        being read (readdir), so a tree walk may follow; subfolders are then fetched ahead. A
+        lookup does not: opening one file should not set off a crawl that competes with its read."""
         now = time.time()
         with self._lock:
             self._used[folder.id] = now
@@ -327,7 +331,7 @@ class MetadataCache:
         if listing is not None and now - listing.fetched < max_age:
             with self._lock:
                 self.hits += 1
-                frontier = listing.frontier or []
+                frontier = (listing.frontier or []) if walk else []
                 for reached in frontier:
                     reached.frontier = None
             if frontier:  # a walk reached the edge of what was fetched ahead: go on ahead of it
@@ -345,7 +349,11 @@ class MetadataCache:
         except NotFound:
             self.forget(folder.id)
             raise
-        self._walk_ahead([fetched])
+        if walk:
+            self._walk_ahead([fetched])
+        else:
+            with self._lock:  # a readdir of it later walks ahead from here
+                fetched.frontier = fetched.frontier or [fetched]
         return fetched
 
     def _walk_ahead(self, listings: list[_Listing]) -> None:

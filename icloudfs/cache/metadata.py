@@ -74,10 +74,10 @@ class _Listing:
     folder: Item
     children: dict[str, Item]  # name key -> remote item
     fetched: float  # time.time() of the fetch; 0 = must be fetched again
-    # Set on listings whose subfolders were not fetched ahead: those of a prefetch's last level
-    # (all of that level, so the first one a walk reaches moves the prefetch on for them all),
-    # and one fetched for a lookup (itself).
-    frontier: list[_Listing] | None = None
+    # Set on listings whose subfolders were not fetched ahead: the folder ids of a prefetch's
+    # last level (all of it, so the first one a walk reaches moves the prefetch on for them all),
+    # or of itself when fetched for a lookup. Ids, not listings: a replaced listing is not kept.
+    frontier: tuple[str, ...] | None = None
 
 
 class MetadataCache:
@@ -331,9 +331,10 @@ class MetadataCache:
         if listing is not None and now - listing.fetched < max_age:
             with self._lock:
                 self.hits += 1
-                frontier = (listing.frontier or []) if walk else []
-                for reached in frontier:
-                    reached.frontier = None
+                reached = [self._cached(i) for i in listing.frontier or ()] if walk else []
+                frontier = [r for r in reached if r is not None and r.frontier is not None]
+                for edge in frontier:
+                    edge.frontier = None
             if frontier:  # a walk reached the edge of what was fetched ahead: go on ahead of it
                 self._walk_ahead(frontier)
             return listing
@@ -353,7 +354,7 @@ class MetadataCache:
             self._walk_ahead([fetched])
         else:
             with self._lock:  # a readdir of it later walks ahead from here
-                fetched.frontier = fetched.frontier or [fetched]
+                fetched.frontier = fetched.frontier or (folder.id,)
         return fetched
 
     def _walk_ahead(self, listings: list[_Listing]) -> None:
@@ -419,9 +420,10 @@ class MetadataCache:
         if depth > 1 and deeper and self._background is not None:
             self._background(lambda: self._prefetch(deeper, depth - 1))
         elif deeper:
+            edge = tuple(listing.folder.id for listing in listings)
             with self._lock:
                 for listing in listings:
-                    listing.frontier = listings
+                    listing.frontier = edge
 
     def _subfolders(self, listings: Iterable[_Listing]) -> list[Item]:
         """The folders in these listings (which other threads may be changing: hold the lock)."""

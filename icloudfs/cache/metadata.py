@@ -7,8 +7,10 @@ trusted only while the listing is younger than ``negative_ttl``, after which the
 folder is fetched again once. Concurrent lookups of one folder share one fetch.
 
 Walking a tree (``find``, ``cp -r``) would cost one round trip per folder, so
-when a folder is fetched on demand its child folders are fetched in the
-background, many per ``list_folders`` call.
+when a folder's entries are read its subfolders are fetched in the background,
+``PREFETCH_DEPTH`` levels down, many per ``list_folders`` call; the listings of
+the last level mark that edge, and the first a walk reaches moves the prefetch
+on for the whole level. A lookup alone (opening a file) fetches no subfolders.
 
 Changes made through this mount are written into the cached listings at once
 (create, rename, unlink...), so the mount sees its own writes without a fetch.
@@ -358,7 +360,7 @@ class MetadataCache:
         return fetched
 
     def _walk_ahead(self, listings: list[_Listing]) -> None:
-        """Fetch the subfolders of a listing just used, in the background, before a walk
+        """Fetch the subfolders of these listings (just read) in the background, before a walk
         (``ls -R``, ``find``, ``rsync``) asks for them one round trip at a time."""
         if self._background is not None:
             subfolders = self._subfolders(listings)

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import report
 from bench.contenders import Contender, IcloudfsMount, LocalDir, MemFs, RcloneMount
 from bench.procs import is_mounted, unmount
-from bench.scenarios import FULL, QUICK, SCENARIOS, Context, Sizes, raw_link
+from bench.scenarios import FULL, QUICK, SCENARIOS, Context, Sizes, disk_blocks, raw_link
 from bench.servers import PROFILES, EmulatorServer, Profile, WebdavServer
+from icloudfs.cache.content import BLOCK_SIZE
 from icloudfs.emulator.seed import _pattern, tree_layout, write_pattern
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,6 +61,14 @@ def prepare_local(src: Path, sizes: Sizes) -> None:
         (top / folder).mkdir()
     for path, label in files:
         (top / path).write_bytes(_pattern(label, sizes.tree_bytes))
+
+
+def prepare_blocks(big: Path, dest: Path) -> None:
+    """``big.bin`` cut into files of one content-cache block each, for the disk's ceiling."""
+    dest.mkdir()
+    with big.open("rb") as src:
+        for index, chunk in enumerate(iter(lambda: src.read(BLOCK_SIZE), b"")):
+            (dest / f"{index:06d}").write_bytes(chunk)
 
 
 def prepare_small(dest: Path, sizes: Sizes) -> None:
@@ -131,6 +140,9 @@ def run_profile(
             for run in range(args.runs):
                 log(f"{profile.name} raw-link run {run + 1}")
                 record("link", raw_link(url, emulator.ca, sizes.big))
+                if "disk" in contenders:
+                    log(f"{profile.name} disk-blocks run {run + 1}")
+                    record("disk", disk_blocks(base / "blocks", sizes.big))
         for scenario in args.scenarios:
             for run in range(args.runs):
                 for name in PLAN[scenario]:
@@ -159,7 +171,7 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     profiles = [PROFILES[p] for p in (args.profiles or ("wan" if args.quick else "lan,wan")).split(",")]
     check_tools()
-    check_space(Path("/tmp"), 8 * sizes.big + (2 << 30))
+    check_space(Path("/tmp"), 9 * sizes.big + (2 << 30))
 
     base = Path(tempfile.mkdtemp(prefix="icloudfs-bench-", dir="/tmp"))
     shm = Path(tempfile.mkdtemp(prefix="icloudfs-bench-", dir="/dev/shm"))
@@ -194,6 +206,7 @@ def main() -> int:
         (base / "logs").mkdir()
         prepare_local(base / "src", sizes)
         prepare_small(base / "small", sizes)
+        prepare_blocks(base / "src" / "big.bin", base / "blocks")
         shutil.copytree(base / "src", shm / "root")
         (base / "disk").mkdir()
         for profile in profiles:

@@ -189,6 +189,13 @@ def big_write(c: Contender, ctx: Context) -> Figures:
     }
 
 
+def disk_blocks(blocks: Path, size: int) -> Figures:
+    """The disk's own ceiling for a re-read from the content cache: the same bytes as files of
+    one cache block each (as the cache keeps them), read with ``cat`` after dropping caches."""
+    drop_caches()
+    return {"seq_dropped_MBps": size / timed(f"cat '{blocks}'/* > /dev/null", shell=True) / MB}
+
+
 def raw_link(url: str, ca: str, size: int, connections: int = 8) -> Figures:
     """The link's own ceiling: ``curl`` ranged GETs of ``big.bin`` straight from the emulator."""
     env = child_env()

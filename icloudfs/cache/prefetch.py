@@ -18,11 +18,6 @@ Each open file has a ``ReadStream`` that decides how far to read ahead:
 - When a read has to wait for its own blocks, its read-ahead is sent once they
   have arrived, so they do not share the link with it (the first read of a file
   answers in one block's time, not two).
-- A small read at the very start of a file whose first block is not here yet
-  (``file``, a thumbnailer, a header, the first read after ``open``) is answered
-  by a ranged read of just those bytes, while the block goes on being fetched
-  for what follows: the first byte comes one round trip after the request, not
-  after a whole block has crossed the link.
 
 Demand fetches and read-ahead use separate thread pools, so a burst of
 read-ahead never queues in front of a read someone is waiting for; a demand
@@ -44,8 +39,6 @@ from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item
 
 log = logging.getLogger(__name__)
-
-FIRST_READ = 128 << 10  # reads at offset 0 up to this size need not wait for their whole block
 
 _BlockKey = tuple[str, str, int]  # docwsid, etag, index
 
@@ -104,11 +97,6 @@ class Reader:
                 pending[-1][1].add_done_callback(lambda _: self._schedule_ahead(item, end, *ahead))
             else:
                 self._schedule_ahead(item, end, *ahead)
-        if offset == 0 and end <= FIRST_READ < item.size and pending and not pending[0][1].done():
-            try:
-                return self._drive.read(item, 0, end)
-            except Exception as error:  # the block fetch may still succeed: wait for it
-                log.debug("first bytes of %s: %s", item.name, error)
         for index, future in pending:
             block = future.result()
             start = offset - index * bs if index == first else 0

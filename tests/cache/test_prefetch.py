@@ -10,7 +10,6 @@ from pathlib import Path
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.prefetch import Reader, ReadStream
 from icloudfs.drive.memory import MemoryDrive
-from icloudfs.drive.types import Item
 
 BLOCK = 1 << 20
 
@@ -79,34 +78,4 @@ def test_reads_stop_at_the_end_of_the_file(tmp_path: Path, drive: MemoryDrive) -
     reader = _reader(tmp_path, drive)
     assert reader.read(item, 2, 100, ReadStream()) == b"ort"
     assert reader.read(item, 5, 100, ReadStream()) == b""
-    reader.close()
-
-
-class _Link(MemoryDrive):
-    """A drive whose reads take time in proportion to their size, as over a real link."""
-
-    def read(self, item: Item, offset: int, length: int) -> bytes:
-        time.sleep(0.5 * length / BLOCK)
-        return super().read(item, offset, length)
-
-
-def test_the_first_bytes_of_a_cold_file_do_not_wait_for_their_block(tmp_path: Path) -> None:
-    """`file`, thumbnailers and the first read after open get a ranged read of just what they
-    asked for; the block is fetched all the same, for the reads that follow."""
-    drive = _Link()
-    data = os.urandom(3 * BLOCK)
-    item = drive.add_file("f", data)
-    small = drive.add_file("small", data[: 64 << 10])
-    cache = ContentCache(tmp_path, 256 << 20)
-    reader = Reader(drive, cache)
-    assert reader.read(small, 0, 4096, ReadStream()) == data[:4096]
-    assert drive.calls["read"] == 1, "a file of one small block is fetched whole, once"
-
-    assert reader.read(item, 0, 4096, ReadStream()) == data[:4096]
-    assert not cache.contains(item.docwsid, item.etag, 0), "answered before its block arrived"
-    _wait_for(lambda: cache.contains(item.docwsid, item.etag, 0))
-    assert drive.calls["read"] == 3, "the first bytes, and the block fetched beside them"
-    hits = cache.hits
-    assert reader.read(item, 8192, 4096, ReadStream()) == data[8192 : 8192 + 4096]
-    assert cache.hits == hits + 1, "what follows comes from the block"
     reader.close()

@@ -100,6 +100,10 @@ def targets(profile: Profile, f: dict[str, dict[str, float]], full_tree: bool) -
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or b == 0 else a / b
 
+    def vs(metric: str, other: str) -> float | None:
+        """icloudfs's figure of ``metric`` over ``other``'s."""
+        return ratio(get(metric, "icloudfs"), get(metric, other))
+
     out: list[Target] = []
 
     def add(text: str, value: float | None, goal: float, at_most: bool = False) -> None:
@@ -109,22 +113,10 @@ def targets(profile: Profile, f: dict[str, dict[str, float]], full_tree: bool) -
     cold = get("seq_cold_MBps", "icloudfs")
     add("cold sequential read ÷ link bandwidth", ratio(cold, profile.link_mb_s), 0.9)
     if profile.name == "wan":
-        add(
-            "cold sequential read ÷ rclone (cache off)",
-            ratio(get("seq_cold_MBps", "icloudfs"), get("seq_cold_MBps", "rclone-off")),
-            1.5,
-        )
-    add("warm re-read ÷ tmpfs", ratio(get("seq_warm_MBps", "icloudfs"), get("seq_warm_MBps", "tmpfs")), 0.9)
-    add(
-        "re-read from disk cache ÷ in-memory FUSE",
-        ratio(get("seq_dropped_MBps", "icloudfs"), get("seq_dropped_MBps", "memfs")),
-        0.5,
-    )
-    add(
-        "re-read from disk cache ÷ rclone (cache full)",
-        ratio(get("seq_dropped_MBps", "icloudfs"), get("seq_dropped_MBps", "rclone-full")),
-        2.0,
-    )
+        add("cold sequential read ÷ rclone (cache off)", vs("seq_cold_MBps", "rclone-off"), 1.5)
+    add("warm re-read ÷ tmpfs", vs("seq_warm_MBps", "tmpfs"), 0.9)
+    add("re-read from disk cache ÷ in-memory FUSE", vs("seq_dropped_MBps", "memfs"), 0.5)
+    add("re-read from disk cache ÷ rclone (cache full)", vs("seq_dropped_MBps", "rclone-full"), 2.0)
     if profile.name == "wan":
         label = "cold `ls -lR` of the tree, s" + ("" if full_tree else " (QUICK: smaller tree)")
         add(label, get("lsR_cold_s", "icloudfs"), 2.0, at_most=True)

@@ -73,6 +73,7 @@ _QUOTA_TTL = 30.0
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _BLKSIZE = 1 << 20
+_RACES = 100  # looks again at a name whose file is changing identity under us (1 ms apart)
 NAME_MAX = 255  # bytes, as statfs reports; FUSE itself would pass up to 1024
 _UNLIMITED = 1 << 50  # reported as free space when the drive does not say
 
@@ -214,17 +215,19 @@ class Filesystem:
     # -- files --------------------------------------------------------------------------------
 
     def open(self, path: str, flags: int) -> int:
-        item = self._resolve(path)
-        if item.is_folder:
-            raise IsAFolder(path)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        if writable:
-            self._check_writable(item)
-        handle = FileHandle(item, writable)
-        entry = self.writeback.entry_for(item.id)
-        if entry is not None and not self._attach(handle, entry):
-            # Its upload finished just now: open the stored file instead.
-            handle = FileHandle(self._resolve(path), writable)
+        for _ in range(_RACES):
+            item = self._resolve(path)
+            if item.is_folder:
+                raise IsAFolder(path)
+            if writable:
+                self._check_writable(item)
+            handle = FileHandle(item, writable)
+            entry = self.writeback.entry_for(item.id)
+            if (entry is None and not is_local(item)) or (entry is not None and self._attach(handle, entry)):
+                break
+            # Its upload finished since the lookup (a new file's also gave it its remote id):
+            # open the stored file instead.
         if writable and flags & os.O_TRUNC:
             self.writeback.truncate(self._staged(handle, keep=0), 0)
         return self._handles.add(handle)
@@ -489,7 +492,13 @@ class Filesystem:
         return parent, item
 
     def _lookup(self, folder: Item, name: str) -> Item | None:
-        found = self.meta.lookup(folder, name)
+        for _ in range(_RACES):
+            found = self.meta.lookup(folder, name)
+            if found is None or not is_local(found) or self.writeback.entry_for(found.id):
+                break
+            # A new file whose upload is giving it its remote id: the name is about to show
+            # the stored file, and acting on the placeholder would make a second file.
+            time.sleep(0.001)
         if found is None and self._whole_drive and folder.id == self.top.id:
             key = names.key(name)
             found = next((lib for lib in self._app_libraries() if names.key(lib.name) == key), None)

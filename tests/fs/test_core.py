@@ -340,3 +340,28 @@ def test_a_listing_fetched_in_the_middle_of_a_replace_never_hides_the_file(tmp_p
         assert drive.content("d/report.txt") == b"version three"
     finally:
         fs.close()
+
+
+def test_opening_a_new_file_as_its_upload_lands_opens_the_stored_file(
+    drive: MemoryDrive, fs: Filesystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open() finds the name, then its staged copy; an upload landing in between gives a new file
+    its remote id and retires the copy. Staging the placeholder instead made a second file,
+    whose upload met the first as a conflict (the newest bytes in a conflict copy)."""
+    write_file(fs, "/n.txt", b"version 1")
+    real = fs.meta.lookup
+
+    def lookup_then_upload(folder: Item, name: str) -> Item | None:
+        found = real(folder, name)
+        entry = None if found is None else fs.writeback.entry_for(found.id)
+        if entry is not None and entry.base is None:
+            fs.writeback.sync(entry)  # stored, and nothing holds the copy: retired
+        return found
+
+    monkeypatch.setattr(fs.meta, "lookup", lookup_then_upload)
+    fh = fs.open("/n.txt", os.O_WRONLY | os.O_TRUNC)
+    fs.write(fh, b"version 2", 0)
+    fs.release(fh)
+    assert fs.drain(5)
+    assert drive.names() == ["n.txt"], "one file, no conflict copy"
+    assert drive.content("n.txt") == b"version 2"

@@ -25,9 +25,9 @@ class Journal:
         self._lock = threading.Lock()
 
     def rows(self) -> list[tuple[str, str]]:
-        """Every row: (key, data)."""
+        """Every row: (key, data), in the order they were last written (a rewrite is a new rowid)."""
         with self._lock:
-            return list(self._db.execute("SELECT key, data FROM entries").fetchall())
+            return list(self._db.execute("SELECT key, data FROM entries ORDER BY rowid").fetchall())
 
     def write(self, key: str, data: str) -> None:
         with self._lock, self._db:

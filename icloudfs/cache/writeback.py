@@ -64,6 +64,7 @@ from icloudfs.cache.metadata import (
     item_to_row,
 )
 from icloudfs.cache.prefetch import Reader
+from icloudfs.drive import names
 from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item, ItemKind
 
@@ -171,21 +172,26 @@ class WriteBack:
 
     def start(self) -> None:
         """Queue every journaled entry again, then start the scheduler."""
-        rows = self._journal.rows()
-        known = set()
-        for key, data in rows:
+        newest: dict[tuple[str, str], Entry] = {}  # (folder id, name key) -> its latest row
+        for key, data in self._journal.rows():  # oldest write first
             entry = self._entry_from(key, json.loads(data))
             if entry is None:
                 continue
             entry.journal_row = data
-            known.add(entry.path.name)
+            slot = (entry.parent_id, names.key(entry.name))
+            older = newest.pop(slot, None)
+            if older is not None:
+                self._supersede(older, entry)
+            newest[slot] = entry
+        for entry in newest.values():
             self._index(entry)
             self._queue(entry, 0.0)
+        known = {entry.path.name for entry in newest.values()}
         for stray in self._files.iterdir():  # copies that a crash left unreferenced
             if stray.name not in known:
                 stray.unlink()
-        if rows:
-            log.info("write-back: resuming %d pending upload(s)", len(rows))
+        if newest:
+            log.info("write-back: resuming %d pending upload(s)", len(newest))
         self._thread = threading.Thread(target=self._schedule, name="icloudfs-writeback", daemon=True)
         self._thread.start()
 
@@ -225,7 +231,7 @@ class WriteBack:
         if self._thread is not None:
             self._thread.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._settle()
+        self.settle()
         with self._lock:
             entries = list(self._live.values())
         for entry in entries:
@@ -473,13 +479,16 @@ class WriteBack:
                 if self._settled:
                     wait = min(wait, SETTLE_EVERY_S)
                 self._wake.wait(max(0.01, wait))
-            self._settle()
+            self.settle()
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         """Forget the journal rows of stored files, once their listings are on disk: after a
         crash, a stale persisted listing would make our own upload look like a remote change
         (and the next write a false conflict). A row written again since (the file changed
-        once more) differs from the one remembered, so it stays."""
+        once more) differs from the one remembered, so it stays.
+
+        Also called before a file is deleted or renamed, or a crash right after would upload
+        it again from its row, bringing back a name the user removed."""
         with self._lock:
             settled, self._settled = self._settled, []
         if not settled:
@@ -600,6 +609,17 @@ class WriteBack:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _supersede(self, older: Entry, newer: Entry) -> None:
+        """Two rows for one name after a crash: a stored version whose row was not forgotten yet
+        and a newer one written over it. Only the newer is uploaded (racing it, the older could
+        overwrite it or make it a conflict copy), knowing the older's uploads as ours too."""
+        log.info("write-back: %s was journaled twice; resuming the newer version", newer.name)
+        merged = [d for d in older.attempts if d not in newer.attempts] + newer.attempts
+        newer.attempts = merged[-MAX_ATTEMPTS:]
+        self._write_row(newer)  # before the older row goes, so a crash now keeps both digests
+        self._journal.delete(older.key)
+        os.close(older.fd)
+
     def _new_entry(self, parent_id: str, name: str, base: Item | None, mtime: float) -> Entry:
         key = uuid.uuid4().hex
         path = self._files / f"{key}.0"
@@ -636,7 +656,7 @@ class WriteBack:
                 return
             os.close(entry.fd)
             entry.fd = -1
-            path = None if entry.settling else entry.path  # else ``_settle`` removes it
+            path = None if entry.settling else entry.path  # else ``settle`` removes it
             item = entry.item()
         with self._lock:
             self._live.pop(entry.key, None)

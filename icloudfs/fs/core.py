@@ -328,6 +328,7 @@ class Filesystem:
         if item.is_folder:
             raise IsAFolder(path)
         self._check_folder_writable(parent)
+        self.writeback.settle()
         self._delete_file(item)
         self.meta.remove(parent.id, item)
 
@@ -361,6 +362,7 @@ class Filesystem:
             if target.is_folder:
                 self._check_empty(target)
         remote_name = names.to_remote(dst_name)
+        self.writeback.settle()
         entry = self.writeback.entry_for(src.id)
         with entry.remote_lock if entry is not None else contextlib.nullcontext():
             if entry is not None and entry.base is None:

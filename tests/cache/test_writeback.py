@@ -71,7 +71,7 @@ def test_a_closed_file_is_journaled_and_resumes_after_a_restart(
 class _NeverSettles(WriteBack):
     """A write-back killed before it forgets the journal rows of stored files."""
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         pass
 
 
@@ -96,6 +96,44 @@ def test_a_crash_before_stored_rows_are_forgotten_costs_no_conflict_copy(
     finally:
         again.close()
     assert not list(staged.iterdir()), "row and copy are gone once the stored version is settled"
+
+
+def _write(parts: Parts, entry: Entry, data: bytes) -> None:
+    parts.wb.attach(entry, writer=True)
+    parts.wb.truncate(entry, 0)
+    parts.wb.write(entry, 0, data)
+    parts.wb.release(entry, writer=True)
+
+
+def test_rows_of_older_versions_left_by_a_crash_never_race_the_newest(
+    drive: MemoryDrive, tmp_path: Path
+) -> None:
+    """Killed with two stored versions' rows not yet forgotten and a third version journaled:
+    resumed side by side, the oldest row met the newer remote file as a conflict and, when a
+    write reached it, the newest bytes went to a conflict copy (the kill -9 test's failure)."""
+    first = Parts(drive, tmp_path, delay=3600.0, kind=_NeverSettles)
+    root = _root(first).id
+    entry = first.wb.create(root, "v.txt", 0.0)
+    _write(first, entry, b"version 1")
+    first.wb.sync(entry)
+    for data in (b"version 2", b"version 3"):
+        stored = drive.item_at("v.txt")
+        first.meta.put(root, stored)
+        entry = first.wb.stage(stored, 0)  # the stored entry is gone: a new one, as open() makes
+        _write(first, entry, data)
+        if data == b"version 2":
+            first.wb.sync(entry)
+    first.close()
+    assert drive.content("v.txt") == b"version 2"
+
+    again = Parts(drive, tmp_path, delay=0.0)
+    try:
+        assert again.wb.drain(5)
+        assert drive.names() == ["v.txt"], "no conflict copy"
+        assert drive.content("v.txt") == b"version 3"
+    finally:
+        again.close()
+    assert len(list((tmp_path / "wb" / "staged").iterdir())) == 0
 
 
 class _CountsRows(WriteBack):

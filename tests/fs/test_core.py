@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from icloudfs.cache import writeback
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.types import Item, ItemKind
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
@@ -340,6 +341,35 @@ def test_a_listing_fetched_in_the_middle_of_a_replace_never_hides_the_file(tmp_p
         assert drive.content("d/report.txt") == b"version three"
     finally:
         fs.close()
+
+
+@pytest.mark.parametrize("action", ["unlink", "rename"])
+def test_a_name_removed_just_after_its_upload_stays_removed_after_a_crash(
+    drive: MemoryDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """A stored file's journal row is forgotten a moment after its upload; a crash in that
+    moment re-uploads it from the row. Deleting or renaming the file must not leave that
+    chance open, or the crash brings the old name back."""
+    monkeypatch.setattr(writeback, "SETTLE_EVERY_S", 3600.0)  # the moment lasts the whole test
+    crashed = Filesystem(drive, cache_dir=tmp_path / "cache", cache_size=64 << 20, write_back=3600.0)
+    crashed.start()
+    write_file(crashed, "/u.txt", b"uploaded")
+    fh = crashed.open("/u.txt", os.O_RDONLY)
+    crashed.fsync(fh)
+    crashed.release(fh)
+    assert drive.names() == ["u.txt"]
+    if action == "unlink":
+        crashed.unlink("/u.txt")
+    else:
+        crashed.rename("/u.txt", "/w.txt")
+    after = Filesystem(drive, cache_dir=tmp_path / "cache", cache_size=64 << 20, write_back=0.0)
+    after.start()  # on the folder of the first, which never closed: as after kill -9
+    try:
+        assert after.drain(5)
+        assert drive.names() == ([] if action == "unlink" else ["w.txt"])
+    finally:
+        after.close()
+        crashed.close()
 
 
 def test_opening_a_new_file_as_its_upload_lands_opens_the_stored_file(

@@ -33,9 +33,14 @@ def store(
     source: Path,
     mtime: float,
     attempts: list[str],
+    *,
+    resumed: bool = False,
 ) -> tuple[Item, bool]:
     """Upload ``source`` as ``name`` (over ``base`` when it has one); returns the stored item
-    and whether it went to a conflict copy. ``attempts``: digests of our uploads, newest last."""
+    and whether it went to a conflict copy. ``attempts``: digests of our uploads, newest last;
+    ``resumed``: they were begun before a crash, so strays of theirs may be left."""
+    if resumed:
+        _trash_strays(drive, parent, name, attempts)
     try:
         if base is None:
             return drive.upload(parent, name, source, mtime), False
@@ -100,3 +105,15 @@ def _remote_file(drive: Drive, parent: Item, name: str) -> Item | None:
     key = names.key(name)
     listing = drive.list_folders([parent.id])[0]
     return next((c for c in listing.children if names.key(c.name) == key and not c.is_folder), None)
+
+
+def _trash_strays(drive: Drive, parent: Item, name: str, attempts: list[str]) -> None:
+    """An upload to a taken name is stored by iCloud as ``stem 2.ext``, which the drive removes
+    at once; a crash in between leaves it. Such a copy holding bytes of ours goes to Recently
+    Deleted, not deleted outright: a copy the user made of those same bytes would match too."""
+    children = drive.list_folders([parent.id])[0].children
+    copies = [c for c in children if not c.is_folder and names.numbered_copy(c.name, name)]
+    for copy in copies:
+        if remote_digest(drive, copy) in attempts:
+            log.info("%s is a copy left by an upload cut short; moving it to the trash", copy.name)
+            drive.trash(copy)

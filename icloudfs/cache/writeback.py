@@ -99,6 +99,7 @@ class Entry:
     failures: int = 0
     last_error: str = ""
     attempts: list[str] = field(default_factory=list)  # sha256 of uploads begun, oldest first
+    resumed: bool = False  # some of those uploads were begun before a crash
     journal_row: str = ""  # the entry's row as last written to the journal
     settling: int = 0  # stored versions whose journal rows are not forgotten yet
     fd: int = -1
@@ -522,7 +523,7 @@ class WriteBack:
                 self._record_attempt(entry, source, generation)
                 parent = self._meta.folder_item(parent_id)
                 stored, conflict = conflicts.store(
-                    self._drive, parent, base, name, source, mtime, entry.attempts
+                    self._drive, parent, base, name, source, mtime, entry.attempts, resumed=entry.resumed
                 )
             except Exception as error:
                 self._failed(entry, error)
@@ -557,6 +558,7 @@ class WriteBack:
             before = entry.item()
             entry.uploading = None
             entry.failures = 0
+            entry.resumed = False
             entry.base = stored
             entry.stored_generation = generation
             if conflict:
@@ -687,6 +689,7 @@ class WriteBack:
         base = None if data["base"] is None else item_from_row(data["base"])
         entry = Entry(key, data["parent_id"], data["name"], base, data["mtime"], path)
         entry.attempts = list(data.get("attempts", []))
+        entry.resumed = bool(entry.attempts)
         entry.fd = os.open(path, os.O_RDWR)
         entry.size = os.fstat(entry.fd).st_size
         entry.generation, entry.stored_generation, entry.journaled_generation = 1, 0, 1

@@ -15,6 +15,7 @@ U+2024), so a hostile listing can never make a path leave the mount's folder.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 SLASH_LOOKALIKE = "\u2215"
@@ -38,3 +39,13 @@ def to_local(remote_name: str) -> str:
 def to_remote(local_name: str) -> str:
     """The name as the drive stores it (U+2215 becomes ``/``), normalised to NFC."""
     return unicodedata.normalize("NFC", local_name).replace(SLASH_LOOKALIKE, "/")
+
+
+def numbered_copy(candidate: str, name: str) -> bool:
+    """Whether ``candidate`` is how iCloud names an upload to the taken ``name``: ``stem N.ext``
+    (N >= 2; dotfiles and names without an extension get `` N`` at the end)."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or not ext:
+        stem, dot, ext = name, "", ""
+    pattern = rf"{re.escape(key(stem))} ([2-9]|[1-9][0-9]+){re.escape(key(dot + ext))}"
+    return re.fullmatch(pattern, key(candidate)) is not None

@@ -136,6 +136,28 @@ def test_rows_of_older_versions_left_by_a_crash_never_race_the_newest(
     assert len(list((tmp_path / "wb" / "staged").iterdir())) == 0
 
 
+def test_a_copy_left_by_a_cut_short_upload_goes_to_the_trash(drive: MemoryDrive, tmp_path: Path) -> None:
+    """iCloud stores an upload to a taken name as ``stem 2.ext``; the drive removes it at once,
+    unless killed first. After the restart, copies holding our bytes go; a user's stay."""
+    first = Parts(drive, tmp_path, delay=3600.0)
+    entry = first.wb.create(_root(first).id, "s.txt", 0.0)
+    _write(first, entry, b"ours")
+    first.close()
+    drive.add_file("s.txt", b"ours")  # stored just before the kill...
+    drive.add_file("s 2.txt", b"ours")  # ...and so was the copy the name clash made
+    drive.add_file("s 3.txt", b"the user's own")
+    drive.add_file("s 4.txt.bak", b"ours")
+
+    again = Parts(drive, tmp_path, delay=0.0)
+    try:
+        assert again.wb.drain(5)
+    finally:
+        again.close()
+    assert drive.names() == ["s 3.txt", "s 4.txt.bak", "s.txt"]
+    assert [item.name for item in drive.trashed()] == ["s 2.txt"]
+    assert drive.content("s.txt") == b"ours"
+
+
 class _CountsRows(WriteBack):
     rows = 0
 

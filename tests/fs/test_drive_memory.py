@@ -10,6 +10,7 @@ import pytest
 from icloudfs.drive import names
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.protocol import Drive
+from icloudfs.emulator.names import free_name
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
 
 
@@ -22,6 +23,21 @@ def test_names_compare_nfc_and_case_folded() -> None:
     assert names.to_local("a/b") == "a\u2215b"
     assert names.to_remote("a\u2215b") == "a/b"
     assert names.to_remote("e\u0301") == "é"
+
+
+def test_numbered_copies_are_named_as_icloud_names_them() -> None:
+    """The emulator's ``free_name`` is iCloud's rule; every name it gives counts as a copy."""
+    for name in ["report.final.pdf", "Makefile", ".bashrc", "trailing.", "Café.txt"]:
+        copies = {name}
+        for _ in range(11):
+            copies.add(free_name(name, copies.__contains__, is_file=True))
+        assert all(names.numbered_copy(copy, name) for copy in copies - {name})
+        assert not names.numbered_copy(name, name)
+    assert names.numbered_copy("CAFE\u0301 2.TXT", "café.txt")
+    assert not names.numbered_copy("report 1.pdf", "report.pdf")
+    assert not names.numbered_copy("report 2.pdf.bak", "report.pdf")
+    assert not names.numbered_copy("report 02.pdf", "report.pdf")
+    assert not names.numbered_copy("report2.pdf", "report.pdf")
 
 
 def test_names_are_unique_per_folder(tmp_path: Path) -> None:

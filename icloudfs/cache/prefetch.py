@@ -164,8 +164,12 @@ class Reader:
     def _fetch_ahead(self, item: Item, index: int) -> None:
         key = (item.docwsid, item.etag, index)
         with self._lock:
-            if key not in self._inflight and not self._cache.contains(*key):
+            if key in self._inflight:
+                return
+            if not self._cache.contains(*key):
                 self._start(key, item, index, ahead=True)
+                return
+        self._ahead.submit(self._cache.will_need, *key)
 
     def _start(self, key: _BlockKey, item: Item, index: int, *, ahead: bool) -> Future[bytes]:
         """Submit a download (hold ``_lock``)."""

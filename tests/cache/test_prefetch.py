@@ -79,3 +79,39 @@ def test_reads_stop_at_the_end_of_the_file(tmp_path: Path, drive: MemoryDrive) -
     assert reader.read(item, 2, 100, ReadStream()) == b"ort"
     assert reader.read(item, 5, 100, ReadStream()) == b""
     reader.close()
+
+
+class _Advised(ContentCache):
+    """Records the blocks it was asked to bring in from disk ahead of a reader."""
+
+    advised: list[int]
+
+    def will_need(self, docwsid: str, etag: str, index: int) -> None:
+        self.advised.append(index)
+        super().will_need(docwsid, etag, index)
+
+
+def test_a_sequential_reader_of_cached_blocks_has_them_read_from_disk_ahead(
+    tmp_path: Path, drive: MemoryDrive
+) -> None:
+    """One file per block: the kernel's readahead stops at each block's end, so a sequential
+    re-read after the page cache is dropped would wait on the disk for every block."""
+    data = os.urandom(12 * BLOCK)
+    item = drive.add_file("f", data)
+    cache = _Advised(tmp_path, 256 << 20)
+    cache.advised = []
+    reader = Reader(drive, cache, max_window=4 << 20)
+    for future in reader.fetch_blocks(item, item.size):
+        future.result()
+    reads = drive.calls["read"]
+    stream = ReadStream()
+    for offset in range(0, 6 * BLOCK, BLOCK):
+        assert reader.read(item, offset, BLOCK, stream) == data[offset : offset + BLOCK]
+    _wait_for(lambda: 9 in cache.advised)
+    assert sorted(cache.advised) == list(range(1, 10)), "each block ahead once (to 6 + 4 MiB)"
+    assert drive.calls["read"] == reads, "all from the cache"
+    cache.advised.clear()
+    assert reader.read(item, 2 * BLOCK + 5, 4096, ReadStream()) == data[2 * BLOCK + 5 : 2 * BLOCK + 4101]
+    time.sleep(0.1)
+    assert cache.advised == [], "a random read asks for nothing ahead"
+    reader.close()

@@ -42,6 +42,7 @@ batches, after the listings that show the stored versions are on disk.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import logging
 import os
@@ -158,6 +159,7 @@ class WriteBack:
         self._settled: list[tuple[Entry, str]] = []  # stored entries and the journal rows to forget
         self._by_id: dict[str, Entry] = {}
         self._due: dict[str, float] = {}  # entry key -> monotonic time to upload
+        self._heap: list[tuple[float, str]] = []  # the same, soonest first (stale pairs skipped)
         self._live: dict[str, Entry] = {}  # entry key -> entry
         self._stage_locks: dict[str, threading.Lock] = {}
         self._tombstones: set[str] = set()  # ids of remote files deleted here
@@ -208,7 +210,7 @@ class WriteBack:
             self._draining += 1  # files closed meanwhile are queued without delay
             for entry in self._live.values():
                 if entry.dirty:
-                    self._due[entry.key] = 0.0
+                    self._set_due(entry.key, 0.0)
             self._wake.notify_all()
         try:
             while True:
@@ -439,7 +441,7 @@ class WriteBack:
         with self._wake:
             failed = [e for e in self._live.values() if e.dirty and e.failures and not e.writers]
             for entry in failed:
-                self._due[entry.key] = 0.0
+                self._set_due(entry.key, 0.0)
             self._wake.notify_all()
         return len(failed)
 
@@ -464,23 +466,32 @@ class WriteBack:
     # -- uploading ----------------------------------------------------------------------------
 
     def _schedule(self) -> None:
+        """Hand due uploads to the pool; every ``SETTLE_EVERY_S``, settle stored ones.
+
+        It wakes at every close, so each pass costs O(due uploads) and settling (which writes
+        whole folder listings) is rate-limited: once per close made ``cp -r`` of 1,000 files
+        quadratic, a quarter of the daemon's CPU."""
+        next_settle = 0.0
         while True:
             with self._wake:
                 if self._stopping:
                     return
                 now = time.monotonic()
-                for key, when in list(self._due.items()):
-                    entry = self._live.get(key)
-                    if entry is None or not entry.dirty or entry.writers:
-                        del self._due[key]  # release() queues it again
-                    elif when <= now:
-                        del self._due[key]
+                while self._heap and self._heap[0][0] <= now:
+                    when, key = heapq.heappop(self._heap)
+                    if self._due.get(key) != when:
+                        continue  # rescheduled or cancelled since
+                    del self._due[key]
+                    entry = self._live.get(key)  # one still open is queued again by release()
+                    if entry is not None and entry.dirty and not entry.writers:
                         self._pool.submit(self._upload, entry, raise_errors=False)
-                wait = min(self._due.values(), default=now + 60.0) - now
+                wait = (self._heap[0][0] if self._heap else now + 60.0) - now
                 if self._settled:
-                    wait = min(wait, SETTLE_EVERY_S)
+                    wait = min(wait, next_settle - now)
                 self._wake.wait(max(0.01, wait))
-            self.settle()
+            if time.monotonic() >= next_settle and self._settled:
+                self.settle()
+                next_settle = time.monotonic() + SETTLE_EVERY_S
 
     def settle(self) -> None:
         """Forget the journal rows of stored files, once their listings are on disk: after a
@@ -508,8 +519,13 @@ class WriteBack:
         with self._wake:
             if not self._stopping:
                 hurry = self._draining and not backoff
-                self._due[entry.key] = time.monotonic() + (0.0 if hurry else delay)
+                self._set_due(entry.key, time.monotonic() + (0.0 if hurry else delay))
                 self._wake.notify_all()
+
+    def _set_due(self, key: str, when: float) -> None:
+        """Upload ``key`` at ``when`` (hold ``_lock``)."""
+        self._due[key] = when
+        heapq.heappush(self._heap, (when, key))
 
     def _upload(self, entry: Entry, *, raise_errors: bool) -> None:
         with entry.remote_lock:

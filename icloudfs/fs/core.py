@@ -58,7 +58,6 @@ from icloudfs.fs.errors import (
     InvalidRequest,
     IsAFolder,
     NameTooLong,
-    NoAttributes,
     NotAFolder,
     NotWritable,
     ReadOnly,
@@ -386,10 +385,6 @@ class Filesystem:
     def readlink(self, path: str) -> str:
         self._resolve(path)
         raise InvalidRequest(f"{path} is not a symbolic link")
-
-    def xattr(self, path: str) -> None:
-        self._resolve(path)
-        raise NoAttributes("extended attributes are not stored")
 
     # -- control plane ------------------------------------------------------------------------
 

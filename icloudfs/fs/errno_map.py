@@ -20,8 +20,6 @@ Choices that are not obvious:
   denied" points at access, not at corrupt data, and the log says what to do.
 - ``Unsupported`` (hard links, symlinks, device nodes, renaming an app library)
   -> EPERM, as POSIX prescribes for ``link`` where unsupported.
-- ``NoAttributes`` -> ENOTSUP: not ENOSYS, which the kernel would remember and
-  not ENODATA, which makes ``ls`` ask again for every file.
 - An ``OSError`` from the local cache disk keeps its own errno (ENOSPC...).
 - Otherwise EIO only for an unexpected exception (a bug, logged with its
   traceback) or an unclassified drive error.
@@ -52,14 +50,13 @@ _TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (fs_errors.ReadOnly, errno.EROFS),
     (fs_errors.NotWritable, errno.EACCES),
     (fs_errors.Unsupported, errno.EPERM),
-    (fs_errors.NoAttributes, errno.ENOTSUP),
     (fs_errors.BadHandle, errno.EBADF),
     (fs_errors.NameTooLong, errno.ENAMETOOLONG),
     (fs_errors.InvalidRequest, errno.EINVAL),
 )
 
 # Failures that are part of normal life (a shell probing for files) log at debug only.
-_QUIET = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENOTSUP, errno.EPERM})
+_QUIET = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EPERM})
 
 
 def errno_for(error: BaseException) -> int:

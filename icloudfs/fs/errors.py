@@ -10,7 +10,6 @@ through); ``errno_map`` is the one place that turns either into an errno.
     ├── ReadOnly            the mount is read-only
     ├── NotWritable         this item cannot be written (packages, app libraries)
     ├── Unsupported         hard links, symlinks, device nodes
-    ├── NoAttributes        extended attributes are not stored
     ├── BadHandle           a file handle the kernel should not have sent
     ├── NameTooLong         a new name over 255 bytes (the kernel leaves the check to us)
     └── InvalidRequest      an argument that makes no sense (rename into itself...)
@@ -46,10 +45,6 @@ class NotWritable(FsError):
 
 
 class Unsupported(FsError):
-    pass
-
-
-class NoAttributes(FsError):
     pass
 
 

@@ -19,7 +19,6 @@ from icloudfs.fs.errors import (
     FolderNotEmpty,
     InvalidRequest,
     IsAFolder,
-    NoAttributes,
     NotAFolder,
     NotWritable,
     ReadOnly,
@@ -209,8 +208,6 @@ def test_read_only_packages_and_unsupported_things(
     for action in (fs.link, fs.symlink, fs.mknod):
         with pytest.raises(Unsupported):
             action()
-    with pytest.raises(NoAttributes):
-        fs.xattr("/p.key")
     with pytest.raises(InvalidRequest):
         fs.readlink("/p.key")
     with pytest.raises(BadHandle):

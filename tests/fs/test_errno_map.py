@@ -29,7 +29,6 @@ from icloudfs.fs.errno_map import errno_for, failure
         (fs_errors.ReadOnly("x"), errno.EROFS),
         (fs_errors.NotWritable("x"), errno.EACCES),
         (fs_errors.Unsupported("x"), errno.EPERM),
-        (fs_errors.NoAttributes("x"), errno.ENOTSUP),
         (fs_errors.BadHandle("x"), errno.EBADF),
         (fs_errors.InvalidRequest("x"), errno.EINVAL),
         (OSError(errno.ENOSPC, "disk full"), errno.ENOSPC),

@@ -31,6 +31,8 @@ def test_unsupported_operations_have_clear_errnos(mounted: LiveMount) -> None:
     assert _errno_of(lambda: os.symlink("f", path / "d/s")) == errno.EPERM
     assert _errno_of(lambda: os.setxattr(path / "d/f", "user.k", b"v")) == errno.ENOTSUP
     assert _errno_of(lambda: os.getxattr(path / "d/f", "user.k")) == errno.ENOTSUP
+    assert _errno_of(lambda: os.listxattr(path / "d/f")) == errno.ENOTSUP
+    assert _errno_of(lambda: os.getxattr(path / "nope", "user.k")) == errno.ENOENT
     assert _errno_of(lambda: os.rmdir(path / "d")) == errno.ENOTEMPTY
     assert _errno_of(lambda: os.rmdir(path / "d/f")) == errno.ENOTDIR
     assert _errno_of(lambda: os.unlink(path / "d")) == errno.EISDIR
@@ -40,6 +42,25 @@ def test_unsupported_operations_have_clear_errnos(mounted: LiveMount) -> None:
     os.chown(path / "d/f", 0, 0)
     assert mounted.drive.content("d/f") == b"x"
     assert mounted.drive.names("d") == ["f"]
+
+
+def test_writes_cost_no_extended_attribute_round_trips(mounted: LiveMount) -> None:
+    """The kernel asks for ``security.capability`` before each write(2) unless the filesystem
+    said once, with ENOSYS, that it has no extended attributes: else each write is two trips."""
+    with pytest.raises(OSError):
+        os.getxattr(mounted.path, "user.k")
+    fd = os.open(mounted.path / "f", os.O_WRONLY | os.O_CREAT)
+    try:
+        for n in range(8):
+            os.write(fd, bytes([n]) * 4096)
+    finally:
+        os.close(fd)
+    registry = mounted.mount.metrics.registry
+    assert registry.get_sample_value("icloudfs_fuse_op_seconds_count", {"op": "write"}) == 8
+    for op in ("getxattr", "listxattr", "setxattr", "removexattr"):
+        assert registry.get_sample_value("icloudfs_fuse_op_seconds_count", {"op": op}) is None
+    mounted.settle()
+    assert mounted.drive.content("f") == b"".join(bytes([n]) * 4096 for n in range(8))
 
 
 def test_random_writes_from_python(mounted: LiveMount) -> None:

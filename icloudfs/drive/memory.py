@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from icloudfs.drive import names
+from icloudfs.drive.protocol import Arrived
 from icloudfs.drive.types import Item, ItemKind, Listing, Quota
 from icloudfs.errors import AlreadyExists, Conflict, DriveError, NotFound
 
@@ -79,12 +80,15 @@ class MemoryDrive:
         with self._call("stat"):
             return self._node(item_id).item
 
-    def read(self, item: Item, offset: int, length: int) -> bytes:
+    def read(self, item: Item, offset: int, length: int, arrived: Arrived | None = None) -> bytes:
         with self._call("read"):
             node = self._current(item)
             if node.item.is_folder:
                 raise NotFound(f"{item.name} is a folder")
-            return node.data[offset : offset + length]
+            data = node.data[offset : offset + length]
+        if arrived is not None:
+            arrived(0, data)  # all of it at once
+        return data
 
     def upload(self, parent: Item, name: str, source: Path, mtime: float) -> Item:
         data = source.read_bytes()

@@ -7,11 +7,14 @@ its etag along and refuse stale writes with ``Conflict``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from icloudfs.drive.types import Item, Listing, Quota
+
+Arrived = Callable[[int, bytes], None]
+"""``arrived(position, piece)``: bytes at ``offset + position`` of a read still under way."""
 
 
 @runtime_checkable
@@ -34,8 +37,12 @@ class Drive(Protocol):
         """Fresh metadata of one item."""
         ...
 
-    def read(self, item: Item, offset: int, length: int) -> bytes:
-        """Bytes ``[offset, offset+length)`` of this version of the file (short at EOF)."""
+    def read(self, item: Item, offset: int, length: int, arrived: Arrived | None = None) -> bytes:
+        """Bytes ``[offset, offset+length)`` of this version of the file (short at EOF).
+
+        ``arrived`` is given the bytes in order as they come in, so a reader waiting for the
+        first few need not wait for all; a retry gives them again from position 0.
+        """
         ...
 
     def upload(self, parent: Item, name: str, source: Path, mtime: float) -> Item:

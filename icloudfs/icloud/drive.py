@@ -56,6 +56,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from icloudfs.drive.protocol import Arrived
 from icloudfs.drive.types import Item, Listing, Quota
 from icloudfs.errors import (
     AlreadyExists,
@@ -81,6 +82,8 @@ OFFLINE_PAUSE_S = 5.0  # after retries run out, calls fail at once for this long
 LIST_BATCH = 64
 LIST_PARALLEL = 4  # listing requests in flight for one list_folders call
 URL_TTL_S = 600.0
+_FIRST_PIECE = 16 << 10  # the kernel's first read of a file asks for about this much
+_LAST_PIECE = 1 << 20
 
 
 class _SessionExpired(Exception):
@@ -187,28 +190,31 @@ class ICloudDrive:
 
     # -- content -----------------------------------------------------------------------
 
-    def read(self, item: Item, offset: int, length: int) -> bytes:
+    def read(self, item: Item, offset: int, length: int, arrived: Arrived | None = None) -> bytes:
         end = min(offset + length, item.size)
         if offset >= end:
             return b""
         for fresh in (False, True):
             url = self._download_url(item, fresh=fresh)
             try:
-                return self._retried(self._get_range, url, offset, end - 1)
+                return self._retried(self._get_range, url, offset, end - 1, arrived)
             except NotFound:
                 if fresh:
                     raise
                 log.debug("download URL for %s expired; fetching a new one", item.name)
         raise AssertionError("unreachable")
 
-    def _get_range(self, url: str, first: int, last: int) -> bytes:
+    def _get_range(self, url: str, first: int, last: int, arrived: Arrived | None) -> bytes:
         try:
             response = self._content.get(
                 url, headers={"Range": f"bytes={first}-{last}"}, timeout=self._request_timeout, stream=True
             )
-            # One read of the whole body: ``response.content`` would take it 10 KiB at a time
-            # (half the client's CPU on a fast link). A short body raises, and is retried.
-            data: bytes = response.raw.read(decode_content=True)
+            if response.status_code == 206 and arrived is not None:
+                data = _read_in_pieces(response.raw, arrived)
+            else:
+                # One read of the whole body: ``response.content`` would take it 10 KiB at a time
+                # (half the client's CPU on a fast link). A short body raises, and is retried.
+                data = response.raw.read(decode_content=True)
             response.raw.release_conn()
         except (requests.ConnectionError, requests.Timeout) as error:
             raise Unreachable(f"download failed: {error}") from error
@@ -485,6 +491,20 @@ def _status_error(status: int | None, body: str) -> Exception:
     if status in (429, 503):
         return Throttled(f"iCloud is throttling requests ({status})")
     return Unavailable(f"iCloud answered {status}: {body[:200]}")
+
+
+def _read_in_pieces(body: urllib3.HTTPResponse, arrived: Arrived) -> bytes:
+    """A body read in growing pieces, each handed on as it comes in: the first is small, so a
+    reader waiting for a file's first bytes has them after a round trip and a few KiB; later
+    ones are large, so a whole block still costs only a few calls."""
+    pieces: list[bytes] = []
+    got, size = 0, _FIRST_PIECE
+    while piece := body.read(size, decode_content=True):
+        arrived(got, piece)
+        pieces.append(piece)
+        got += len(piece)
+        size = min(size * 4, _LAST_PIECE)
+    return b"".join(pieces)
 
 
 def _split_id(drivewsid: str) -> tuple[str, str]:

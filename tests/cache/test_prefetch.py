@@ -7,9 +7,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.prefetch import Reader, ReadStream
 from icloudfs.drive.memory import MemoryDrive
+from icloudfs.drive.protocol import Arrived
+from icloudfs.drive.types import Item
+from icloudfs.errors import Unavailable
 
 BLOCK = 1 << 20
 
@@ -69,6 +74,71 @@ def test_concurrent_readers_share_one_download(tmp_path: Path, drive: MemoryDriv
     for thread in threads:
         thread.join()
     assert results == [data] * 8
+    assert drive.calls["read"] == 1
+    reader.close()
+
+
+class _FrontFirst(MemoryDrive):
+    """Hands over the first 64 KiB of a read at once, and the rest once ``release`` is set
+    (or fails then, with ``fail``): a slow link in the middle of a block."""
+
+    FRONT = 64 << 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.fail = False
+
+    def read(self, item: Item, offset: int, length: int, arrived: Arrived | None = None) -> bytes:
+        data = super().read(item, offset, length)
+        if arrived is not None:
+            arrived(0, data[: self.FRONT])
+        assert self.release.wait(10)
+        if self.fail:
+            raise Unavailable("connection cut mid-body")
+        if arrived is not None:
+            arrived(0, data[: self.FRONT])  # a retry starts again from the front
+            arrived(self.FRONT, data[self.FRONT :])
+        return data
+
+
+def _in_thread(call: object) -> tuple[threading.Thread, list[object]]:
+    assert callable(call)
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except Exception as error:
+            out.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_read_of_a_blocks_front_returns_before_the_rest_arrives(tmp_path: Path, fail: bool) -> None:
+    drive = _FrontFirst()
+    data = os.urandom(BLOCK)
+    item = drive.add_file("f", data)
+    drive.fail = fail
+    reader = _reader(tmp_path, drive)
+    front, got_front = _in_thread(lambda: reader.read(item, 0, 4096, ReadStream()))
+    front.join(5)
+    assert got_front == [data[:4096]], "the first bytes came while the block was still arriving"
+    back, got_back = _in_thread(lambda: reader.read(item, BLOCK - 4096, 4096, ReadStream()))
+    back.join(0.2)
+    assert back.is_alive(), "bytes not yet in are waited for"
+    drive.release.set()
+    back.join(5)
+    if fail:
+        assert isinstance(got_back[0], Unavailable)
+        assert not reader._cache.contains(item.docwsid, item.etag, 0)
+    else:
+        assert got_back == [data[-4096:]]
+        _wait_for(lambda: reader._cache.contains(item.docwsid, item.etag, 0))
+        assert reader.read(item, 0, BLOCK, ReadStream()) == data
     assert drive.calls["read"] == 1
     reader.close()
 

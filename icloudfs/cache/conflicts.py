@@ -96,9 +96,9 @@ def remote_digest(drive: Drive, remote: Item) -> str:
 
 def conflict_name(name: str, when: datetime, attempt: int = 1) -> str:
     """``report.txt`` -> ``report (conflict 2026-01-31 235959).txt`` (`` 2``, `` 3``... after)."""
-    stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    stem, ext = names.split_extension(name)
     counter = f" {attempt}" if attempt > 1 else ""
-    return f"{stem} (conflict {when:%Y-%m-%d %H%M%S}{counter}){dot}{ext}"
+    return f"{stem} (conflict {when:%Y-%m-%d %H%M%S}{counter}){ext}"
 
 
 def _remote_file(drive: Drive, parent: Item, name: str) -> Item | None:

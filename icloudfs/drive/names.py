@@ -41,11 +41,16 @@ def to_remote(local_name: str) -> str:
     return unicodedata.normalize("NFC", local_name).replace(SLASH_LOOKALIKE, "/")
 
 
+def split_extension(name: str) -> tuple[str, str]:
+    """``archive.tar.gz`` -> (``archive.tar``, ``.gz``); dotfiles and names ending in a dot
+    have no extension (``.bashrc`` -> (``.bashrc``, ``""``)), as iCloud sees them."""
+    stem, dot, ext = name.rpartition(".")
+    return (stem, dot + ext) if dot and stem and ext else (name, "")
+
+
 def numbered_copy(candidate: str, name: str) -> bool:
     """Whether ``candidate`` is how iCloud names an upload to the taken ``name``: ``stem N.ext``
     (N >= 2; dotfiles and names without an extension get `` N`` at the end)."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem or not ext:
-        stem, dot, ext = name, "", ""
-    pattern = rf"{re.escape(key(stem))} ([2-9]|[1-9][0-9]+){re.escape(key(dot + ext))}"
+    stem, ext = split_extension(name)
+    pattern = rf"{re.escape(key(stem))} ([2-9]|[1-9][0-9]+){re.escape(key(ext))}"
     return re.fullmatch(pattern, key(candidate)) is not None

@@ -242,3 +242,4 @@ def test_conflict_names() -> None:
     assert conflict_name("archive.tar.gz", when, 2) == "archive.tar (conflict 2026-01-31 235958 2).gz"
     assert conflict_name(".bashrc", when) == ".bashrc (conflict 2026-01-31 235958)"
     assert conflict_name("Makefile", when) == "Makefile (conflict 2026-01-31 235958)"
+    assert conflict_name("draft.", when) == "draft. (conflict 2026-01-31 235958)"

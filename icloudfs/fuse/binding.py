@@ -1,4 +1,4 @@
-"""Four corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
+"""Five corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
 
 - ``readdir``: mfusepy fills entries without attributes and with flags 0, so
   ``ls -l`` costs a GETATTR per entry. When the kernel asks for READDIR_PLUS we
@@ -10,6 +10,8 @@
   unlinked while open (``hard_remove``, no path) would have no way to find it.
 - ``rename``: mfusepy drops the flags, which would turn ``RENAME_NOREPLACE``
   into a silent overwrite.
+- ``create``: mfusepy calls ``inspect.signature`` on every call to pick the
+  operation's arity, 2-3% of the daemon's CPU in ``cp -r`` of small files.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
         decoded = None if path is None else path.decode(self.encoding, self.errors)
         result: int = self.operations.utimens(decoded, times, fh)
         return result
+
+    def create(self, path: bytes, mode: int, fip: Any) -> int:
+        info = fip.contents
+        info.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, info.flags)
+        return 0
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         result: int = self.operations.rename(

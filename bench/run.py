@@ -171,7 +171,7 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     profiles = [PROFILES[p] for p in (args.profiles or ("wan" if args.quick else "lan,wan")).split(",")]
     check_tools()
-    check_space(Path("/tmp"), 9 * sizes.big + (2 << 30))
+    check_space(Path("/tmp"), 27 * sizes.big + (2 << 30))  # files, plus every run's cache (kept)
 
     base = Path(tempfile.mkdtemp(prefix="icloudfs-bench-", dir="/tmp"))
     shm = Path(tempfile.mkdtemp(prefix="icloudfs-bench-", dir="/dev/shm"))

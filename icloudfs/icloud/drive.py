@@ -82,8 +82,8 @@ OFFLINE_PAUSE_S = 5.0  # after retries run out, calls fail at once for this long
 LIST_BATCH = 64
 LIST_PARALLEL = 4  # listing requests in flight for one list_folders call
 URL_TTL_S = 600.0
-_FIRST_PIECE = 16 << 10  # the kernel's first read of a file asks for about this much
-_LAST_PIECE = 1 << 20
+_FIRST_PIECE = 16 << 10  # pieces of a body a reader waits on: small first, growing x4 ...
+_LAST_PIECE = 1 << 20  # ... up to this
 
 
 class _SessionExpired(Exception):

@@ -56,8 +56,8 @@ def new_cache_dir(home: Path) -> Path:
     a new inode skips those deleted in the last 30 s (``recently_deleted``), scanning past
     thousands of them, and both the mounts and the emulator create files by the thousand.
     """
-    runs = sorted(home.glob("cache-run-*"))
-    path = home / f"cache-run-{len(runs):03d}"
+    runs = sum(1 for _ in home.glob("cache-run-*"))
+    path = home / f"cache-run-{runs:03d}"
     path.mkdir(parents=True)
     return path
 

@@ -56,6 +56,22 @@ def test_upload_read_ranges_and_url_reuse(drive: ICloudDrive, emulator: Emulator
     assert sum(after[p] - before.get(p, 0) for p in by_id) == 1, "one download URL for three ranges"
 
 
+def test_a_range_is_handed_on_in_pieces_as_it_arrives(drive: ICloudDrive, tmp_path: Path) -> None:
+    """A reader waiting on a block gets its front before the rest is in: over real HTTP the body
+    comes in small pieces first, in order, and together they are the bytes returned."""
+    folder = drive.mkdir(drive.root(), f"pieces-{time.time_ns()}")
+    data = os.urandom(1024 * 1024)
+    item = drive.upload(folder, "blob.bin", write(tmp_path, "blob.bin", data), mtime=time.time())
+    pieces: list[tuple[int, bytes]] = []
+    returned = drive.read(item, 0, len(data), arrived=lambda at, piece: pieces.append((at, piece)))
+    assert returned == data
+    assert len(pieces) > 1 and len(pieces[0][1]) <= 16 * 1024
+    assert [position for position, _ in pieces] == [
+        sum(len(piece) for _, piece in pieces[:n]) for n in range(len(pieces))
+    ]
+    assert b"".join(piece for _, piece in pieces) == data
+
+
 def test_pyicloud_sees_what_the_backend_wrote(drive: ICloudDrive, emulator: Emulator, tmp_path: Path) -> None:
     folder = drive.mkdir(drive.root(), f"cross-{time.time_ns()}")
     drive.upload(folder, "note.txt", write(tmp_path, "n", b"hello icloud"), mtime=time.time())

@@ -347,7 +347,7 @@ class WriteBack:
         with entry.lock:
             return os.pread(entry.fd, size, offset)
 
-    def write(self, entry: Entry, offset: int, data: bytes) -> int:
+    def write(self, entry: Entry, offset: int, data: bytes | memoryview) -> int:
         with entry.lock:
             self._own_copy(entry)
             written = os.pwrite(entry.fd, data, offset)

@@ -250,7 +250,7 @@ class Filesystem:
             return self.writeback.read(entry, offset, size)
         return self._fresh(handle, lambda item: self.reader.read(item, offset, size, handle.stream))
 
-    def write(self, fh: int, data: bytes, offset: int) -> int:
+    def write(self, fh: int, data: bytes | memoryview, offset: int) -> int:
         handle = self._handles.get(fh, FileHandle)
         if not handle.writable:
             raise NotWritable("opened read-only")

@@ -1,4 +1,4 @@
-"""Five corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
+"""Six corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
 
 - ``readdir``: mfusepy fills entries without attributes and with flags 0, so
   ``ls -l`` costs a GETATTR per entry. When the kernel asks for READDIR_PLUS we
@@ -12,6 +12,9 @@
   into a silent overwrite.
 - ``create``: mfusepy calls ``inspect.signature`` on every call to pick the
   operation's arity, 2-3% of the daemon's CPU in ``cp -r`` of small files.
+- ``write``: mfusepy copies each request into a new ``bytes`` first; we hand the
+  operation a ``memoryview`` of libfuse's own buffer instead (valid only during
+  the call, which is all ``os.pwrite`` needs).
 """
 
 from __future__ import annotations
@@ -65,6 +68,12 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
         info = fip.contents
         info.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, info.flags)
         return 0
+
+    def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        data = memoryview((ctypes.c_char * size).from_address(ctypes.addressof(buf.contents)))
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        result: int = self.operations.write(decoded, data, offset, fip.contents.fh)
+        return result
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         result: int = self.operations.rename(

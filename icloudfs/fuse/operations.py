@@ -140,7 +140,7 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
         return self._fs.read(fh, size, offset)
 
     @_op
-    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+    def write(self, path: str | None, data: bytes | memoryview, offset: int, fh: int) -> int:
         return self._fs.write(fh, data, offset)
 
     @_op

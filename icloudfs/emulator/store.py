@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS items (
     restore_parent TEXT, trashed REAL);
 CREATE UNIQUE INDEX IF NOT EXISTS items_name ON items(parent, name_key) WHERE parent != 'TRASH_ROOT';
 CREATE INDEX IF NOT EXISTS items_parent ON items(parent);
-CREATE INDEX IF NOT EXISTS items_doc ON items(zone, docwsid);
+DROP INDEX IF EXISTS items_doc;
+CREATE INDEX IF NOT EXISTS items_doc_nocase ON items(zone, docwsid COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS items_blob ON items(blob);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (

@@ -151,6 +151,7 @@ def run_profile(
                     log(f"{profile.name} {scenario} {name} run {run + 1}/{args.runs}")
                     tag = f"-{profile.name}-{run}"
                     ctx = Context(sizes, base / "small", base / "src" / "big.bin", tag=tag)
+                    os.sync()  # earlier runs' dirty pages must not be flushed during this one
                     values = SCENARIOS[scenario](contenders[name], ctx)
                     log("    " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
                     record(name, values)

@@ -82,6 +82,22 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
+def page_reclaimers() -> list[str]:
+    """Running DAMON ``pageout`` schemes, which drop clean page cache idle for a while (never tmpfs)
+    on their own schedule: after a slow cold read they can leave holes that the warm re-read
+    must fetch again, whatever the filesystem."""
+    found = []
+    for context in Path("/sys/kernel/mm/damon/admin/kdamonds").glob("[0-9]*/contexts/[0-9]*"):
+        if (context.parents[1] / "state").read_text().strip() != "on":
+            continue
+        aggregate_s = int((context / "monitoring_attrs/intervals/aggr_us").read_text()) / 1e6
+        for scheme in context.glob("schemes/[0-9]*"):
+            if (scheme / "action").read_text().strip() == "pageout":
+                idle_s = int((scheme / "access_pattern/age/min").read_text()) * aggregate_s
+                found.append(f"DAMON pageout of memory idle for {idle_s:g} s or more")
+    return found
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
 from bench.contenders import Contender, IcloudfsMount, LocalDir, MemFs, RcloneMount
-from bench.procs import is_mounted, unmount
+from bench.procs import is_mounted, page_reclaimers, unmount
 from bench.scenarios import FULL, QUICK, SCENARIOS, Context, Sizes, disk_blocks, raw_link
 from bench.servers import PROFILES, EmulatorServer, Profile, WebdavServer
 from icloudfs.cache.content import BLOCK_SIZE
@@ -250,6 +250,9 @@ def publish(
         f"{took / 60:.1f} min)",
         "",
     ]
+    reclaimers = page_reclaimers()
+    if reclaimers:
+        parts += [f"Note: this host runs {', '.join(reclaimers)}; page-cache re-reads can lose pages.", ""]
     for profile in profiles:
         present = [c for c in columns if any(c in by for by in figures.get(profile.name, {}).values())]
         parts += [report.table(profile, figures.get(profile.name, {}), present), ""]
@@ -262,7 +265,7 @@ def publish(
         "quick": args.quick,
         "runs": args.runs,
         "seconds": round(took, 1),
-        "host": {"cpus": os.cpu_count(), "kernel": platform.release()},
+        "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "page_reclaim": reclaimers},
         "sizes": sizes.__dict__,
         "profiles": {p.name: p.__dict__ for p in profiles},
         "median": figures,

@@ -30,6 +30,8 @@ TRASH_ID = f"FOLDER::{CLOUD_DOCS}::TRASH_ROOT"
 TRASH_PARENT = "TRASH_ROOT"  # what trashed items carry as parentId
 APP_LIBRARIES = {"com.apple.Pages": "Pages", "com.apple.Numbers": "Numbers", "com.apple.Keynote": "Keynote"}
 FOLDERISH = ("FOLDER", "APP_LIBRARY")
+# docws addresses a document by zone plus id, case-insensitively; ``items_doc_nocase`` serves it
+DOCUMENT_LOOKUP = "zone=? AND docwsid=? COLLATE NOCASE"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -205,7 +207,7 @@ class Store:
 
     def by_document(self, zone: str, docwsid: str) -> Item | None:
         """Look a document up the way docws addresses it: zone plus document id (case-insensitive)."""
-        return self._one("zone=? AND docwsid=? COLLATE NOCASE", zone, docwsid)
+        return self._one(DOCUMENT_LOOKUP, zone, docwsid)
 
     def children(self, parent: str) -> list[Item]:
         with self._lock:

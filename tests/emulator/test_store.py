@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from icloudfs.emulator.store import CLOUD_DOCS, ROOT_ID, Store
+from icloudfs.emulator.store import CLOUD_DOCS, DOCUMENT_LOOKUP, ROOT_ID, Store
 
 
 def _store_with_files(data: Path, count: int) -> tuple[Store, list[str]]:
@@ -33,8 +33,7 @@ def test_the_case_insensitive_document_lookup_uses_an_index(tmp_path: Path) -> N
     _store_with_files(tmp_path, 2)
     with sqlite3.connect(tmp_path / "drive.sqlite3") as db:
         plan = db.execute(
-            "EXPLAIN QUERY PLAN SELECT * FROM items WHERE zone=? AND docwsid=? COLLATE NOCASE",
-            (CLOUD_DOCS, "x"),
+            f"EXPLAIN QUERY PLAN SELECT * FROM items WHERE {DOCUMENT_LOOKUP}", (CLOUD_DOCS, "x")
         ).fetchall()
     assert any("zone=? AND docwsid=?" in row[-1] for row in plan), plan
 

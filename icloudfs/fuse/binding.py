@@ -31,12 +31,15 @@ FUSE_FILL_DIR_PLUS = 2
 class Fuse(mfusepy.FUSE):  # type: ignore[misc]
     """``mfusepy.FUSE`` with the corrections above; everything else is unchanged."""
 
+    def _decoded(self, path: bytes | None) -> str | None:
+        """libfuse passes no path for a file unlinked while open (``hard_remove``)."""
+        return None if path is None else path.decode(self.encoding, self.errors)
+
     def readdir_fuse_3(
         self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
     ) -> int:
         fill_flags = FUSE_FILL_DIR_PLUS if flags & FUSE_READDIR_PLUS else 0
-        decoded = None if path is None else path.decode(self.encoding, self.errors)
-        entries = self.operations.readdir_with_offset(decoded, offset, fip.contents.fh)
+        entries = self.operations.readdir_with_offset(self._decoded(path), offset, fip.contents.fh)
         st = mfusepy.c_stat()
         for index, (name, attrs) in enumerate(entries, start=offset + 1):
             ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
@@ -48,8 +51,7 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
 
     def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
         fh = fip.contents.fh if fip else None
-        decoded = None if path is None else path.decode(self.encoding, self.errors)
-        result: int = self.operations.truncate(decoded, length, fh)
+        result: int = self.operations.truncate(self._decoded(path), length, fh)
         return result
 
     def utimens_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
@@ -60,8 +62,7 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
                 mfusepy.time_of_timespec(buf.contents.modtime, use_ns=True),
             )
         fh = fip.contents.fh if fip else None
-        decoded = None if path is None else path.decode(self.encoding, self.errors)
-        result: int = self.operations.utimens(decoded, times, fh)
+        result: int = self.operations.utimens(self._decoded(path), times, fh)
         return result
 
     def create(self, path: bytes, mode: int, fip: Any) -> int:
@@ -71,8 +72,7 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
 
     def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         data = memoryview((ctypes.c_char * size).from_address(ctypes.addressof(buf.contents)))
-        decoded = None if path is None else path.decode(self.encoding, self.errors)
-        result: int = self.operations.write(decoded, data, offset, fip.contents.fh)
+        result: int = self.operations.write(self._decoded(path), data, offset, fip.contents.fh)
         return result
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:

@@ -11,8 +11,9 @@ few microseconds. The control plane reads the registries at scrape time.
 - ``HttpMetrics``: every HTTP call to iCloud timed by ``endpoint`` and
   ``status`` (``error`` when nothing answered), and the body bytes sent and
   received per endpoint. ``instrument(session)`` wraps a ``requests``
-  session's transport adapters, so nothing above the transport (pyicloud, the
-  Drive backend, FUSE) knows. An ``Account`` owns one for all its sessions.
+  session's transport adapters (pyicloud's), so nothing above the transport
+  knows; the Drive backend's own ``Transport`` calls ``observe``. An
+  ``Account`` owns one for all its sessions.
   Received bytes are the body read for ordinary calls and the declared
   ``Content-Length`` for streamed ones (downloads), whose body is read later.
 - ``endpoint_label``: service and path with ids stripped, so the labels stay

@@ -2,15 +2,14 @@
 
 Design notes:
 
-- Metadata calls use pyicloud's ``DriveService`` where it has the call; listing
-  several folders in one request and ranged downloads are done on pyicloud's own
-  session, since pyicloud only lists one folder at a time and fetches a new
-  download URL for every read.
+- Folder changes (mkdir, rename, move, trash, delete) use pyicloud's
+  ``DriveService``. The hot calls (listing several folders in one request,
+  download URLs, ranged downloads, and the three requests of an upload) go
+  through ``Transport`` (urllib3, with the session's cookies): per call it costs
+  half the CPU of pyicloud's ``requests`` session, and small-file copies are
+  three calls per file.
 - Download URLs are signed and need no cookie (like Apple's CDN): they are
-  cached per (document, etag) and fetched from a plain pooled ``requests``
-  session, so a range read is one round trip, not two. The body is read in
-  one call, not through ``response.content`` (10 KiB at a time, which cost
-  half the client's CPU on a fast link).
+  cached per (document, etag), so a range read is one round trip, not two.
 - Uploads speak the same three requests as pyicloud's ``send_file`` but stream
   the file (pyicloud reads it whole into memory) and read back the new item.
 - Replacing a file never removes the old version first: the new bytes are
@@ -23,7 +22,7 @@ Design notes:
 
 from __future__ import annotations
 
-import functools
+import json
 import logging
 import mimetypes
 import secrets
@@ -35,11 +34,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
-import requests
 import urllib3
 from cachetools import LRUCache, TTLCache
 from pyicloud import PyiCloudService
+from pyicloud.const import CONTENT_TYPE_TEXT
 from pyicloud.exceptions import (
     PyiCloud2SARequiredException,
     PyiCloudAPIResponseException,
@@ -47,7 +47,6 @@ from pyicloud.exceptions import (
     PyiCloudException,
 )
 from pyicloud.services.drive import DriveNode, DriveService
-from requests.adapters import HTTPAdapter
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -69,6 +68,7 @@ from icloudfs.errors import (
     WebAccessBlocked,
 )
 from icloudfs.icloud.account import ADP_MESSAGE, Account
+from icloudfs.icloud.http import Transport
 from icloudfs.icloud.nodes import ROOT_ID, to_item
 
 log = logging.getLogger(__name__)
@@ -112,17 +112,11 @@ class ICloudDrive:
             stop=stop_after_attempt(attempts) | stop_after_delay(offline_timeout),
             reraise=True,
         )
-        self._request_timeout = min(REQUEST_TIMEOUT_S, offline_timeout)
         self._offline_until = 0.0
         self._lister = ThreadPoolExecutor(LIST_PARALLEL, thread_name_prefix="icloudfs-list")
-        self._content = requests.Session()
-        self._content.verify = ca_file or True
-        # REQUESTS_CA_BUNDLE would silently override an explicit CA file.
-        self._content.trust_env = not ca_file
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
-        self._content.mount("https://", adapter)
-        self._content.mount("http://", adapter)
-        account.metrics.instrument(self._content)
+        self._http = Transport(
+            account.metrics, ca_file=ca_file, timeout=min(REQUEST_TIMEOUT_S, offline_timeout)
+        )
         self._urls: TTLCache[tuple[str, str], str] = TTLCache(maxsize=4096, ttl=URL_TTL_S)
         self._parents: LRUCache[str, str] = LRUCache(maxsize=200_000)
         self._quota: TTLCache[str, Quota] = TTLCache(maxsize=1, ttl=60)
@@ -154,7 +148,7 @@ class ICloudDrive:
     def _list_batch(self, folder_ids: Sequence[str]) -> list[Any]:
         body = [{"drivewsid": folder_id, "partialData": False} for folder_id in folder_ids]
         nodes: list[Any] = self._call(
-            functools.partial(self._post_drivews, "/retrieveItemDetailsInFolders", body)
+            lambda drive, api: self._json(api, "POST", "drivews", "/retrieveItemDetailsInFolders", body)
         )
         return nodes
 
@@ -205,28 +199,23 @@ class ICloudDrive:
         raise AssertionError("unreachable")
 
     def _get_range(self, url: str, first: int, last: int, arrived: Arrived | None) -> bytes:
+        response = self._http.request("GET", url, headers={"Range": f"bytes={first}-{last}"}, stream=True)
         try:
-            response = self._content.get(
-                url, headers={"Range": f"bytes={first}-{last}"}, timeout=self._request_timeout, stream=True
-            )
-            if response.status_code == 206 and arrived is not None:
-                data = _read_in_pieces(response.raw, arrived)
-            else:
-                # One read of the whole body: ``response.content`` would take it 10 KiB at a time
-                # (half the client's CPU on a fast link). A short body raises, and is retried.
-                data = response.raw.read(decode_content=True)
-            response.raw.release_conn()
-        except (requests.ConnectionError, requests.Timeout) as error:
-            raise Unreachable(f"download failed: {error}") from error
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
-            raise Unavailable(f"download failed: {error}") from error
-        if response.status_code == 206:
+            if response.status == 206 and arrived is not None:
+                data = _read_in_pieces(response, arrived)
+            else:  # one read of the whole body; a short one raises, and is retried
+                data = response.read(decode_content=True)
+        except urllib3.exceptions.HTTPError as error:
+            raise Unavailable(f"download broke off: {error}") from error
+        finally:
+            response.release_conn()
+        if response.status == 206:
             return data
-        if response.status_code == 200:  # a server that ignores Range
+        if response.status == 200:  # a server that ignores Range
             return data[first : last + 1]
-        if response.status_code in (403, 404, 410):
-            raise NotFound(f"download URL refused ({response.status_code})")
-        raise _status_error(response.status_code, data.decode("utf-8", "replace"))
+        if response.status in (403, 404, 410):
+            raise NotFound(f"download URL refused ({response.status})")
+        raise _status_error(response.status, data.decode("utf-8", "replace"))
 
     def _download_url(self, item: Item, *, fresh: bool) -> str:
         key = (item.docwsid, item.etag)
@@ -235,10 +224,13 @@ class ICloudDrive:
         if url is not None:
             return url
         answer = self._call(
-            lambda drive, api: api.session.get(
-                f"{api.get_webservice_url('docws')}/ws/{item.zone}/download/by_id",
+            lambda drive, api: self._json(
+                api,
+                "GET",
+                "docws",
+                f"/ws/{item.zone}/download/by_id",
                 params={**api.params, "document_id": item.docwsid},
-            ).json()
+            )
         )
         token = answer.get("data_token") or answer.get("package_token") or {}
         if not token.get("url"):
@@ -297,13 +289,13 @@ class ICloudDrive:
         content_type = mimetypes.guess_type(name)[0] or ""
 
         def start(drive: DriveService, api: PyiCloudService) -> tuple[str, str]:
-            params = {**api.params, **drive._get_token_from_cookie()}
-            answer = self._post(
+            answer = self._json(
                 api,
+                "POST",
                 "docws",
                 f"/ws/{zone}/upload/web",
                 {"filename": name, "type": "FILE", "content_type": content_type, "size": size},
-                params=params,
+                params={**api.params, **drive._get_token_from_cookie()},
             )
             return str(answer[0]["document_id"]), str(answer[0]["url"])
 
@@ -311,8 +303,10 @@ class ICloudDrive:
 
         def send(drive: DriveService, api: PyiCloudService) -> dict[str, Any]:
             body = _MultipartBody(name, source, size)
-            response = api.session.post(url, data=body, headers={"Content-Type": body.content_type})
-            return dict(response.json()["singleFile"])
+            headers = {**api.session.headers, "Content-Type": body.content_type}
+            headers["Content-Length"] = str(len(body))
+            sent = self._http.request("POST", url, body=body, headers=headers, cookies=api.session.cookies)
+            return dict(_answer(sent)["singleFile"])
 
         stored = self._call(send)
         data: dict[str, Any] = {
@@ -334,7 +328,9 @@ class ICloudDrive:
             "mtime": int(mtime * 1000),
             "btime": int(time.time() * 1000),
         }
-        answer = self._call(lambda d, api: self._post(api, "docws", f"/ws/{zone}/update/documents", command))
+        answer = self._call(
+            lambda drive, api: self._json(api, "POST", "docws", f"/ws/{zone}/update/documents", command)
+        )
         return self._uploaded_item(answer, parent_id, zone, name)
 
     def _uploaded_item(self, answer: Any, parent_id: str, zone: str, name: str) -> Item:
@@ -409,20 +405,25 @@ class ICloudDrive:
             self._parents[item.id] = item.parent_id
         return item
 
-    def _post_drivews(self, path: str, body: Any, drive: DriveService, api: PyiCloudService) -> Any:
-        return self._post(api, "drivews", path, body)
-
-    @staticmethod
-    def _post(
-        api: PyiCloudService, service: str, path: str, body: Any, *, params: dict[str, Any] | None = None
+    def _json(
+        self,
+        api: PyiCloudService,
+        method: str,
+        service: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
     ) -> Any:
-        response = api.session.post(
-            api.get_webservice_url(service) + path,
-            params=params if params is not None else dict(api.params),
-            json=body,
-            headers={"Content-Type": "text/plain"} if service == "docws" else None,
-        )
-        return response.json()
+        """A JSON call to an iCloud web service, sent as pyicloud sends it (its headers,
+        query and cookies; ``plain/text`` to docws)."""
+        url = f"{api.get_webservice_url(service)}{path}?{urlencode(api.params if params is None else params)}"
+        headers = dict(api.session.headers)
+        if body is not None:
+            headers["Content-Type"] = CONTENT_TYPE_TEXT if service == "docws" else "application/json"
+        data = None if body is None else json.dumps(body).encode()
+        answer = self._http.request(method, url, body=data, headers=headers, cookies=api.session.cookies)
+        return _answer(answer)
 
     def _retried(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn`` with retries; after they run out on an unreachable iCloud, calls fail at once
@@ -448,6 +449,7 @@ class ICloudDrive:
             except _SessionExpired:
                 if renewed:
                     break
+                self._http.close()  # a 421 can be a pooled connection landing on the wrong server
                 self._account.renew(generation)
         raise Unavailable("iCloud kept answering 421 (session expired) after renewing the session")
 
@@ -473,6 +475,24 @@ def _translated(
         raise Unavailable(f"iCloud sent a malformed answer ({type(error).__name__}: {error})") from error
 
 
+def _answer(response: urllib3.BaseHTTPResponse) -> Any:
+    """The JSON of an answer, or the error it stands for. As pyicloud does, an answer that
+    names an error (``errorMessage``, ``reason``...) is one, whatever its status."""
+    if not 200 <= response.status < 300:
+        raise _status_error(response.status, response.data.decode("utf-8", "replace"))
+    answer = json.loads(response.data) if response.data else {}
+    if isinstance(answer, dict):
+        reason = next((answer[k] for k in _ERROR_KEYS if answer.get(k)), None)
+        if reason == "Missing X-APPLE-WEBAUTH-TOKEN cookie":
+            raise _SessionExpired()
+        if reason:
+            raise Unavailable(f"iCloud refused the call: {str(reason)[:200]}")
+    return answer
+
+
+_ERROR_KEYS = ("errorMessage", "reason", "errorReason", "error")
+
+
 def _status_error(status: int | None, body: str) -> Exception:
     """The one place an HTTP status from iCloud becomes an error type."""
     if status in (401, 421, 450):
@@ -493,7 +513,7 @@ def _status_error(status: int | None, body: str) -> Exception:
     return Unavailable(f"iCloud answered {status}: {body[:200]}")
 
 
-def _read_in_pieces(body: urllib3.HTTPResponse, arrived: Arrived) -> bytes:
+def _read_in_pieces(body: urllib3.BaseHTTPResponse, arrived: Arrived) -> bytes:
     """A body read in growing pieces, each handed on as it comes in: the first is small, so a
     reader waiting for a file's first bytes has them after a round trip and a few KiB; later
     ones are large, so a whole block still costs only a few calls."""

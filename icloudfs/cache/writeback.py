@@ -144,7 +144,9 @@ class WriteBack:
         folder: Path,
         *,
         delay: float,
-        workers: int = 16,  # small files are round-trip bound: 4 -> 16 halved `cp -r` time on wan
+        # Small files are round-trip bound (three calls each): 4 -> 16 halved `cp -r` on wan; 32
+        # paid off once the calls got cheaper (1,000 uploads at 20 ms: 4.5 -> 2.6 s, bench/README).
+        workers: int = 32,
     ) -> None:
         self._drive = drive
         self._meta = meta

@@ -32,6 +32,9 @@ APP_LIBRARIES = {"com.apple.Pages": "Pages", "com.apple.Numbers": "Numbers", "co
 FOLDERISH = ("FOLDER", "APP_LIBRARY")
 # docws addresses a document by zone plus id, case-insensitively; ``items_doc_nocase`` serves it
 DOCUMENT_LOOKUP = "zone=? AND docwsid=? COLLATE NOCASE"
+# a name is taken in a folder, never in the trash (it holds duplicates). Spelling out the partial
+# index's own condition lets SQLite use ``items_name``: with ``parent=?`` alone it read every sibling.
+NAME_LOOKUP = "parent=? AND name_key=? AND parent != 'TRASH_ROOT'"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -275,8 +278,7 @@ class Store:
         """Whether ``parent`` holds ``name`` (other than on item ``exclude``)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM items WHERE parent=? AND name_key=? AND drivewsid!=?",
-                (parent, name_key(name), exclude),
+                f"SELECT 1 FROM items WHERE {NAME_LOOKUP} AND drivewsid!=?", (parent, name_key(name), exclude)
             ).fetchone()
         return row is not None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from icloudfs.emulator.store import CLOUD_DOCS, DOCUMENT_LOOKUP, ROOT_ID, Store
+from icloudfs.emulator.store import CLOUD_DOCS, DOCUMENT_LOOKUP, NAME_LOOKUP, ROOT_ID, TRASH_PARENT, Store
 
 
 def _store_with_files(data: Path, count: int) -> tuple[Store, list[str]]:
@@ -36,6 +36,24 @@ def test_the_case_insensitive_document_lookup_uses_an_index(tmp_path: Path) -> N
             f"EXPLAIN QUERY PLAN SELECT * FROM items WHERE {DOCUMENT_LOOKUP}", (CLOUD_DOCS, "x")
         ).fetchall()
     assert any("zone=? AND docwsid=?" in row[-1] for row in plan), plan
+
+
+def test_a_name_is_taken_in_its_folder_case_insensitively_and_never_in_the_trash(tmp_path: Path) -> None:
+    store, ids = _store_with_files(tmp_path, 2)
+    assert store.name_taken(ROOT_ID, "F1.TXT")
+    assert not store.name_taken(ROOT_ID, "f1.txt", exclude=f"FILE::{CLOUD_DOCS}::{ids[1]}")
+    assert not store.name_taken(ROOT_ID, "f9.txt")
+    assert not store.name_taken(TRASH_PARENT, "f1.txt")
+
+
+def test_the_name_check_of_every_upload_uses_an_index(tmp_path: Path) -> None:
+    # ``parent=?`` alone does not imply the partial index's condition: the check then read every
+    # file of the folder (0.16 ms per upload in a folder of 1,000, against 0.005 ms).
+    _store_with_files(tmp_path, 2)
+    with sqlite3.connect(tmp_path / "drive.sqlite3") as db:
+        query = f"EXPLAIN QUERY PLAN SELECT 1 FROM items WHERE {NAME_LOOKUP} AND drivewsid!=?"
+        plan = db.execute(query, (ROOT_ID, "x", "y")).fetchall()
+    assert any("items_name" in row[-1] for row in plan), plan
 
 
 def test_a_data_directory_from_before_the_index_is_upgraded(tmp_path: Path) -> None:

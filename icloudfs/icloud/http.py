@@ -54,7 +54,7 @@ class Transport:
         }
         self._direct = urllib3.PoolManager(num_pools=8, **self._pool_args)
         self._proxied: dict[str, urllib3.PoolManager] = {}  # proxy URL -> its manager
-        self._routes: dict[str, urllib3.PoolManager] = {}  # host -> the manager it goes through
+        self._routes: dict[tuple[str, str], urllib3.PoolManager] = {}  # (scheme, host) -> its manager
         self._lock = threading.Lock()
 
     def request(
@@ -106,13 +106,14 @@ class Transport:
 
     def _manager(self, url: str) -> urllib3.PoolManager:
         """The direct pool, or a proxy's when the environment routes this host through one."""
-        host = urlsplit(url).hostname or ""
-        manager = self._routes.get(host)
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "")
+        manager = self._routes.get(origin)
         if manager is not None:
             return manager
         proxy = None
-        if self._trust_env and not urllib.request.proxy_bypass(host):
-            proxy = urllib.request.getproxies().get(urlsplit(url).scheme)
+        if self._trust_env and not urllib.request.proxy_bypass(origin[1]):
+            proxy = urllib.request.getproxies().get(parts.scheme)
         with self._lock:
             if proxy is None:
                 manager = self._direct
@@ -120,12 +121,14 @@ class Transport:
                 manager = self._proxied.get(proxy)
                 if manager is None:
                     manager = self._proxied[proxy] = urllib3.ProxyManager(proxy, **self._pool_args)
-            self._routes[host] = manager
+            self._routes[origin] = manager
         return manager
 
     def close(self) -> None:
-        self._direct.clear()
-        for manager in self._proxied.values():
+        """Drop the pooled connections (new ones are opened on demand)."""
+        with self._lock:
+            managers = [self._direct, *self._proxied.values()]
+        for manager in managers:
             manager.clear()
 
 

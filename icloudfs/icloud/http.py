@@ -70,8 +70,9 @@ class Transport:
         """Send one request. ``stream``: the body is left unread (read it, then
         ``release_conn``); otherwise it is read here and counted."""
         sent_headers = dict(headers or {})
-        cookie_request = urllib.request.Request(url)
+        cookie_request = None  # what the jar reads of a request; downloads send no cookies
         if cookies is not None:
+            cookie_request = urllib.request.Request(url)
             cookies.add_cookie_header(cookie_request)
             if cookie := cookie_request.get_header("Cookie"):
                 sent_headers["Cookie"] = cookie
@@ -99,7 +100,7 @@ class Transport:
             self._metrics.observe(
                 endpoint_label(url), status, time.perf_counter() - started, sent=sent, received=received
             )
-        if cookies is not None and "set-cookie" in response.headers:
+        if cookies is not None and cookie_request is not None and "set-cookie" in response.headers:
             answer = _SetCookies(response.headers.getlist("set-cookie"))
             cookies.extract_cookies(cast(http.client.HTTPResponse, answer), cookie_request)
         return response

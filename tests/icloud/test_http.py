@@ -4,9 +4,8 @@ HTTP server (the backend's calls through it run against the emulator in ``test_d
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from pyicloud.cookie_jar import PyiCloudCookieJar
@@ -15,6 +14,7 @@ from requests.cookies import create_cookie
 from icloudfs.errors import Unavailable, Unreachable
 from icloudfs.icloud.http import Transport
 from icloudfs.metrics import HttpMetrics
+from tests.support.local_http import serving
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -49,12 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Handler) as address:
+        yield address
 
 
 def sample(metrics: HttpMetrics, name: str, **labels: str) -> float:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 from prometheus_client import generate_latest
 
 from icloudfs.metrics import FuseMetrics, HttpMetrics, endpoint_label
+from tests.support.local_http import serving
 
 
 @pytest.mark.parametrize(
@@ -80,12 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Handler) as address:
+        yield f"http://{address}"
 
 
 def sample(metrics: HttpMetrics | FuseMetrics, name: str, **labels: str) -> float:

@@ -61,6 +61,7 @@ from icloudfs.cache.journal import Journal
 from icloudfs.cache.metadata import (
     LOCAL_PREFIX,
     MetadataCache,
+    is_local,
     item_from_row,
     item_to_row,
 )
@@ -165,6 +166,9 @@ class WriteBack:
         self._live: dict[str, Entry] = {}  # entry key -> entry
         self._stage_locks: dict[str, threading.Lock] = {}
         self._tombstones: set[str] = set()  # ids of remote files deleted here
+        # id of a version this mount replaced -> the version it stored in its place (iCloud gives
+        # a replaced file a new id): a lookup made just before may still name the old one
+        self._successors: dict[str, Item] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="icloudfs-upload")
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -260,8 +264,13 @@ class WriteBack:
         return entry
 
     def stage(self, item: Item, keep: int) -> Entry:
-        """The entry of a remote file, copying its first ``keep`` bytes when there is none yet."""
+        """The entry of a remote file, copying its first ``keep`` bytes when there is none yet.
+
+        A version this mount has since replaced is staged as its successor: based on the old
+        one, the upload would find it gone and store the bytes as a conflict copy."""
         with self._lock:
+            while item.id in self._successors:
+                item = self._successors[item.id]
             entry = self._by_id.get(item.id)
             lock = self._stage_locks.setdefault(item.id, threading.Lock())
         if entry is not None:
@@ -589,6 +598,10 @@ class WriteBack:
             self.conflicts += conflict
             self._by_id.pop(before.id, None)
             self._by_id[stored.id] = entry
+            if before.id != stored.id and not conflict and not is_local(before):
+                if len(self._successors) > 10_000:
+                    self._successors.clear()
+                self._successors[before.id] = stored
         if superseded:
             source.unlink(missing_ok=True)
         # The listing gets the stored item before the overlay moves to it: the name is never

@@ -219,6 +219,41 @@ def test_a_stale_base_uploads_a_conflict_copy(drive: MemoryDrive, parts: Parts) 
     assert drive.content("plan.txt") == b"v2 remote"
 
 
+class _ICloudLikeDrive(MemoryDrive):
+    """Replaces as iCloud does: the new version is a new item, the old one is gone."""
+
+    def replace(self, existing: Item, source: Path, mtime: float) -> Item:
+        parent = self.stat(existing.parent_id or "")
+        fresh = self.upload(parent, f".{existing.name}.new", source, mtime)
+        self.delete(existing)
+        return self.rename(fresh, existing.name)
+
+
+def test_a_lookup_of_a_version_replaced_since_stages_the_new_one(tmp_path: Path) -> None:
+    # kill -9 test, seed 23: `open(O_TRUNC)` resolved the name just before an upload replaced
+    # that version; staged on the old one, the next upload found it gone and made a conflict copy.
+    drive = _ICloudLikeDrive()
+    parts = Parts(drive, tmp_path, delay=3600.0)
+    try:
+        first = drive.add_file("notes.txt", b"v0")
+        entry = parts.wb.stage(first, keep=0)
+        parts.wb.attach(entry, writer=True)
+        parts.wb.write(entry, 0, b"v1")
+        parts.wb.sync(entry)
+        parts.wb.release(entry, writer=True)
+        replaced_by = drive.item_at("notes.txt")
+        assert replaced_by.id != first.id
+
+        again = parts.wb.stage(first, keep=0)  # the name, as looked up before the upload ended
+        assert again.base is not None and again.base.id == replaced_by.id
+        parts.wb.attach(again, writer=True)
+        parts.wb.write(again, 0, b"v2")
+        parts.wb.sync(again)
+        assert drive.names() == ["notes.txt"] and drive.content("notes.txt") == b"v2"
+    finally:
+        parts.close()
+
+
 def test_writes_during_an_upload_go_to_a_copy(drive: MemoryDrive, parts: Parts) -> None:
     entry = parts.wb.create(_root(parts).id, "cow.bin", 0.0)
     parts.wb.attach(entry, writer=True)

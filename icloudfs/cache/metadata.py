@@ -39,7 +39,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -105,7 +104,9 @@ class MetadataCache:
         )
         self._overlay: dict[str, dict[str, Item]] = {}  # parent id -> name key -> pending item
         self._dirty: dict[str, _Listing | None] = {}  # None = delete the persisted row
-        self._changes: Counter[str] = Counter()  # local changes per folder, to spot racing fetches
+        # Changes made through this mount while a fetch of their folder is in flight, replayed
+        # onto its answer, which may predate them: folder id -> (name key, item, put or remove).
+        self._racing: dict[str, list[tuple[str, Item, bool]]] = {}
         self._used: dict[str, float] = {}  # folder id -> when a lookup or readdir last needed it
         self._inflight: dict[str, Future[_Listing]] = {}
         self.hits = 0
@@ -202,27 +203,21 @@ class MetadataCache:
         """Record a new or changed remote child in its folder's listing."""
         if is_local(item):
             raise ValueError(f"{item.name}: a file not uploaded yet belongs in the overlay")
-        key = name_key(item)
-        self._ensure_loaded(parent_id)
-        with self._lock:
-            self._changes[parent_id] += 1
-            listing = self._cached(parent_id)
-            if listing is not None:
-                listing.children[key] = item
-                self._dirty[parent_id] = listing
+        self._change(parent_id, name_key(item), item, put=True)
 
     def remove(self, parent_id: str, item: Item) -> None:
         """Forget a remote child that was deleted, renamed away or replaced under a new id."""
-        if is_local(item):
-            return  # never in a listing
-        key = name_key(item)
+        if not is_local(item):  # a local one is never in a listing
+            self._change(parent_id, name_key(item), item, put=False)
+
+    def _change(self, parent_id: str, key: str, item: Item, *, put: bool) -> None:
         self._ensure_loaded(parent_id)
         with self._lock:
-            self._changes[parent_id] += 1
+            racing = self._racing.get(parent_id)
+            if racing is not None:
+                racing.append((key, item, put))
             listing = self._cached(parent_id)
-            current = None if listing is None else listing.children.get(key)
-            if listing is not None and current is not None and current.id == item.id:
-                del listing.children[key]
+            if listing is not None and _apply(listing.children, key, item, put=put):
                 self._dirty[parent_id] = listing
 
     def overlay(self, parent_id: str, item: Item) -> None:
@@ -376,17 +371,16 @@ class MetadataCache:
                 future = self._inflight.get(folder_id)
                 if future is None:
                     future = mine[folder_id] = self._inflight[folder_id] = Future()
+                    self._racing[folder_id] = []
                 waits.append(future)
         owned = list(mine)
         if mine:
-            with self._lock:
-                seen = {folder_id: self._changes[folder_id] for folder_id in mine}
             try:
                 results = self._drive.list_folders(list(mine))
                 with self._lock:
                     self.fetches += 1
                 for result in results:
-                    listing = self._store(_from_listing(result), seen.get(result.folder.id))
+                    listing = self._store(_from_listing(result), fetched=True)
                     mine.pop(result.folder.id).set_result(listing)
                 for future in mine.values():  # the drive left one out
                     future.set_exception(NotFound("folder missing from the answer"))
@@ -399,6 +393,7 @@ class MetadataCache:
                 with self._lock:
                     for folder_id in owned:
                         del self._inflight[folder_id]
+                        self._racing.pop(folder_id, None)
         return [w.result() for w in waits]
 
     def _prefetch(self, folders: list[Item], depth: int = PREFETCH_DEPTH) -> None:
@@ -443,23 +438,17 @@ class MetadataCache:
         """The listing in memory, including one evicted but not yet written (hold ``_lock``)."""
         return self._cache.get(folder_id) or self._dirty.get(folder_id)
 
-    def _store(self, listing: _Listing, changes_seen: int | None = None) -> _Listing:
-        """Keep a fetched listing, and return the one to use.
-
-        A fetch that raced a change made through this mount (an upload finished, a file was
-        renamed) may predate it. Then the listing we already hold, which has the change, is kept
-        and returned as it is (changes from other devices in the racing answer show up at the
-        next fetch); replacing it would make our change vanish for everyone waiting on this
-        fetch: a file just uploaded would look absent, and the next write to it would become a
-        new file and then a conflict copy. With no listing held, the answer is kept as stale."""
+    def _store(self, listing: _Listing, *, fetched: bool = False) -> _Listing:
+        """Keep a listing; one ``fetched`` gets the changes made through this mount while it was
+        in flight (an upload finished, a file was renamed), which its answer may predate.
+        Without them our change would vanish for everyone waiting on this fetch: a file just
+        uploaded would look absent, and the next write to it would become a new file and then a
+        conflict copy. Keeping the older listing instead would lose what other devices changed
+        and, while uploads go on finishing, make every lookup of a new name fetch again."""
         folder_id = listing.folder.id
         with self._lock:
-            raced = changes_seen is not None and self._changes[folder_id] != changes_seen
-            current = self._cached(folder_id)
-            if raced and current is not None:
-                return current
-            if raced:
-                listing.fetched = 0.0
+            for key, item, put in self._racing.pop(folder_id, []) if fetched else []:
+                _apply(listing.children, key, item, put=put)
             with contextlib.suppress(ValueError):  # larger than the cache: serve, don't keep
                 self._cache[folder_id] = listing
             self._dirty[folder_id] = listing
@@ -486,6 +475,18 @@ def _open_db(path: Path | None) -> sqlite3.Connection:
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.commit()
     return db
+
+
+def _apply(children: dict[str, Item], key: str, item: Item, *, put: bool) -> bool:
+    """Put ``item`` under ``key``, or remove it if it is still the one there; True if changed."""
+    if put:
+        children[key] = item
+        return True
+    current = children.get(key)
+    if current is None or current.id != item.id:
+        return False
+    del children[key]
+    return True
 
 
 def _from_listing(listing: Listing) -> _Listing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +56,30 @@ def test_concurrent_lookups_share_one_fetch(drive: MemoryDrive) -> None:
         thread.join()
     assert all(r is not None for r in results)
     assert drive.calls["list_folders"] == 1
+
+
+def test_changes_made_during_a_fetch_apply_to_its_answer(drive: MemoryDrive) -> None:
+    """A fetch may predate uploads and deletes that finish while it is in flight: they are
+    replayed onto its answer, which keeps what other devices changed and counts as fresh.
+    (Keeping the older listing instead lost those, and while uploads went on finishing, every
+    lookup of a new name fetched the folder again: 18 listings for a 1,000-file ``cp -r``.)"""
+    keep = drive.add_file("keep", b"k")
+    gone = drive.add_file("gone", b"g")
+    meta = _cache(drive, None, negative_ttl=0.05)
+    root = meta.root()
+    assert meta.lookup(root, "other") is None
+    time.sleep(0.1)
+    drive.latency = 0.3
+    thread, out = _in_thread(lambda: meta.lookup(root, "other"))  # past the window: a fetch
+    time.sleep(0.1)
+    drive.add_file("other", b"o")  # another device, seen by the answer
+    mine = dataclasses.replace(keep, id="FILE::com.apple.CloudDocs::mine", name="mine", docwsid="mine")
+    meta.put(root.id, mine)  # an upload of ours the answer predates
+    meta.remove(root.id, gone)  # a delete of ours the answer predates
+    thread.join()
+    assert isinstance(out[0], Item) and out[0].name == "other"
+    assert sorted(c.name for c in meta.children(root)) == ["keep", "mine", "other"]
+    assert drive.calls["list_folders"] == 2
 
 
 def test_listing_a_folder_prefetches_its_subfolders_in_one_request(drive: MemoryDrive) -> None:
@@ -154,3 +179,10 @@ def test_the_lru_is_bounded_in_entries(drive: MemoryDrive) -> None:
         assert folder is not None
         meta.children(folder)
     assert meta.stats()["entries"] <= 7
+
+
+def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(call()))
+    thread.start()
+    return thread, out

@@ -98,6 +98,7 @@ class Entry:
     handles: int = 0
     deleted: bool = False
     uploading: Path | None = None
+    shared: bool = False  # the staged copy is also a content-cache block: change a copy of it
     failures: int = 0
     last_error: str = ""
     attempts: list[str] = field(default_factory=list)  # sha256 of uploads begun, oldest first
@@ -592,6 +593,7 @@ class WriteBack:
                 entry.name = stored.name
             unchanged = entry.path == source and entry.generation == generation
             superseded = entry.path != source
+            entry.shared = entry.shared or unchanged  # before the cache may link it
             after = entry.item()
         with self._lock:
             self.uploaded += 1
@@ -613,8 +615,10 @@ class WriteBack:
         if conflict:
             self._meta.clear_overlay(entry.parent_id, before)
             self._meta.invalidate(entry.parent_id)
-        if unchanged:
-            self._content.import_file(stored.docwsid, stored.etag, source)
+        if unchanged and not self._content.import_file(stored.docwsid, stored.etag, source):
+            with entry.lock:  # copied, or not kept: changes may go in place again
+                if entry.path == source and entry.fd >= 0:
+                    entry.shared = os.fstat(entry.fd).st_nlink > 1
         if entry.dirty:  # written again during the upload
             with entry.lock:
                 entry.journaled_generation = -1
@@ -661,8 +665,10 @@ class WriteBack:
         return entry
 
     def _own_copy(self, entry: Entry) -> None:
-        """Before changing a file that is being uploaded, move to a copy (hold ``entry.lock``)."""
-        if entry.uploading is None or entry.uploading != entry.path:
+        """Before changing a file that is being uploaded, or that the content cache shares as
+        the block of the version stored, move to a copy (hold ``entry.lock``)."""
+        uploading = entry.uploading is not None and entry.uploading == entry.path
+        if not uploading and not entry.shared:
             return
         count = int(entry.path.suffix[1:]) + 1
         path = entry.path.with_suffix(f".{count}")
@@ -671,7 +677,9 @@ class WriteBack:
         while copied < entry.size:
             copied += os.copy_file_range(entry.fd, fd, entry.size - copied, copied, copied)
         os.close(entry.fd)
-        entry.fd, entry.path = fd, path
+        if not uploading:  # the stored version lives on as the cache's block, if it took it
+            entry.path.unlink(missing_ok=True)
+        entry.fd, entry.path, entry.shared = fd, path, False
         entry.journaled_generation = -1
 
     def _index(self, entry: Entry) -> None:
@@ -722,7 +730,8 @@ class WriteBack:
         entry.attempts = list(data.get("attempts", []))
         entry.resumed = bool(entry.attempts)
         entry.fd = os.open(path, os.O_RDWR)
-        entry.size = os.fstat(entry.fd).st_size
+        status = os.fstat(entry.fd)
+        entry.size, entry.shared = status.st_size, status.st_nlink > 1  # linked into the cache
         entry.generation, entry.stored_generation, entry.journaled_generation = 1, 0, 1
         return entry
 

@@ -54,6 +54,18 @@ def test_import_splits_a_file_into_blocks(tmp_path: Path) -> None:
     cache = ContentCache(tmp_path / "c", limit=10_000, block_size=100)
     source = tmp_path / "src"
     source.write_bytes(bytes(range(250)))
-    cache.import_file("doc", "e", source)
+    assert not cache.import_file("doc", "e", source)  # copied: the source may change in place
     assert cache.read("doc", "e", 2, 0, 50) == bytes(range(200, 250))
     assert cache.stats()["blocks"] == 3
+
+
+def test_import_links_a_file_of_one_block(tmp_path: Path) -> None:
+    """No new inode and none freed: the staged copy becomes the block."""
+    cache = ContentCache(tmp_path / "c", limit=10_000, block_size=100)
+    source = tmp_path / "src"
+    source.write_bytes(b"x" * 100)
+    assert cache.import_file("doc", "e", source)
+    assert source.stat().st_nlink == 2
+    source.unlink()
+    assert cache.read("doc", "e", 0, 0, 100) == b"x" * 100
+    assert not cache.import_file("doc", "e2", tmp_path / "gone")  # a staged copy deleted meanwhile

@@ -12,7 +12,7 @@ import pytest
 from icloudfs.cache import conflicts
 from icloudfs.cache.conflicts import conflict_name
 from icloudfs.cache.content import ContentCache
-from icloudfs.cache.metadata import MetadataCache
+from icloudfs.cache.metadata import LOCAL_PREFIX, MetadataCache
 from icloudfs.cache.prefetch import Reader
 from icloudfs.cache.writeback import Entry, WriteBack
 from icloudfs.drive.memory import MemoryDrive
@@ -96,6 +96,33 @@ def test_a_crash_before_stored_rows_are_forgotten_costs_no_conflict_copy(
     finally:
         again.close()
     assert not list(staged.iterdir()), "row and copy are gone once the stored version is settled"
+
+
+class _Held(WriteBack):
+    """A write-back that starts no upload."""
+
+    def _queue(self, entry: Entry, delay: float, *, backoff: bool = False) -> None:
+        pass
+
+
+def test_a_copy_resumed_after_a_crash_is_still_the_cached_block(drive: MemoryDrive, tmp_path: Path) -> None:
+    first = Parts(drive, tmp_path, delay=3600.0, kind=_NeverSettles)
+    entry = first.wb.create(_root(first).id, "s.txt", 0.0)
+    _write(first, entry, b"stored once")
+    first.wb.sync(entry)
+    first.close()
+    stored = drive.item_at("s.txt")
+
+    again = Parts(drive, tmp_path, delay=3600.0, kind=_Held)
+    try:
+        (copy,) = (tmp_path / "wb" / "staged").iterdir()
+        resumed = again.wb.entry_for(LOCAL_PREFIX + copy.stem)  # its row predates the upload
+        assert resumed is not None and resumed.shared
+        _write(again, resumed, b"changed")
+        assert again.content.read(stored.docwsid, stored.etag, 0, 0, 100) == b"stored once"
+        assert again.wb.read(resumed, 0, 100) == b"changed"
+    finally:
+        again.close()
 
 
 def _write(parts: Parts, entry: Entry, data: bytes) -> None:
@@ -269,6 +296,24 @@ def test_writes_during_an_upload_go_to_a_copy(drive: MemoryDrive, parts: Parts) 
     drive.latency = 0.0
     parts.wb.sync(entry)
     assert drive.content("cow.bin") == b"B" + b"A" * 999
+
+
+def test_a_write_after_the_store_leaves_the_cached_block_alone(drive: MemoryDrive, parts: Parts) -> None:
+    """The stored version of a small file is hard-linked into the content cache: a later write
+    to the still-open file must go to a copy, never into the block of the stored version."""
+    entry = parts.wb.create(_root(parts).id, "linked.txt", 0.0)
+    parts.wb.attach(entry, writer=True)
+    parts.wb.write(entry, 0, b"stored version")
+    parts.wb.sync(entry)
+    stored = drive.item_at("linked.txt")
+    assert parts.content.read(stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
+    assert entry.path.stat().st_nlink == 2
+    parts.wb.write(entry, 0, b"STORED")
+    assert parts.content.read(stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
+    assert parts.wb.read(entry, 0, 100) == b"STORED version"
+    parts.wb.sync(entry)
+    parts.wb.release(entry, writer=True)
+    assert drive.content("linked.txt") == b"STORED version"
 
 
 def test_conflict_names() -> None:

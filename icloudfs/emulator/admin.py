@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from icloudfs.emulator.context import Stats, emulator_of
 from icloudfs.emulator.middleware import ADMIN_PREFIX
 from icloudfs.emulator.responses import json_response, read_json
+from icloudfs.emulator.routing import Routes
 from icloudfs.emulator.sessions import TRUST
 
-router = APIRouter(prefix=ADMIN_PREFIX)
+router = Routes(ADMIN_PREFIX)
 
 
 @router.get("/faults")

@@ -7,12 +7,14 @@ Routes by file: ``auth`` (idmsa), ``setup_ws`` (setup), ``drive`` (drivews), ``d
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 
 from icloudfs.emulator import admin, auth, content, docws, drive, setup_ws
 from icloudfs.emulator.config import EmulatorConfig
 from icloudfs.emulator.context import Emulator
 from icloudfs.emulator.middleware import LinkMiddleware
+from icloudfs.emulator.routing import http_error
 from icloudfs.emulator.seed import apply_seed
 
 
@@ -22,8 +24,9 @@ def create_app(config: EmulatorConfig) -> LinkMiddleware:
     emulator.store.clear_staging()
     for spec in config.seeds:
         apply_seed(emulator.store, spec)
-    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # The upload and download families first: they take most requests, and routes match in order.
+    families = (docws.router, content.router, drive.router, setup_ws.router, auth.router, admin.router)
+    routes = [route for family in families for route in family.routes]
+    api = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     api.state.emulator = emulator
-    for router in (auth.router, setup_ws.router, drive.router, docws.router, content.router, admin.router):
-        api.include_router(router)
     return LinkMiddleware(api, emulator)

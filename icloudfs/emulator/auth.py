@@ -15,15 +15,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from icloudfs.emulator.context import emulator_of
 from icloudfs.emulator.responses import json_response, read_json, service_error
+from icloudfs.emulator.routing import Routes
 from icloudfs.emulator.sessions import Attempt
 
-router = APIRouter(prefix="/appleauth/auth")
+router = Routes("/appleauth/auth")
 
 _COUNTRY = "USA"
 _PHONE = {

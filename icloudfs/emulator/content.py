@@ -17,15 +17,15 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from icloudfs.emulator.context import Emulator, emulator_of
 from icloudfs.emulator.multipart import FilePartReader, boundary_of
 from icloudfs.emulator.responses import json_response
+from icloudfs.emulator.routing import Routes
 
-router = APIRouter()
+router = Routes()
 _CHUNK = 1 << 20
 _THROTTLED_CHUNK = 1 << 18
 

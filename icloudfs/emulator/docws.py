@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from icloudfs.emulator.context import emulator_of, origin_of
 from icloudfs.emulator.guard import require_drive
 from icloudfs.emulator.responses import drive_error, json_response, read_json
+from icloudfs.emulator.routing import Routes
 from icloudfs.emulator.sessions import Sessions
 from icloudfs.emulator.store import Item
 
-router = APIRouter(prefix="/docws/ws/{zone}")
+router = Routes("/docws/ws/{zone}")
 PACKAGE_EXTENSIONS = ("pages", "numbers", "key")
 _OK = {"status_code": 200, "error_message": ""}
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,6 +29,7 @@ from icloudfs.emulator.guard import require_drive
 from icloudfs.emulator.names import name_key
 from icloudfs.emulator.nodes import Renderer
 from icloudfs.emulator.responses import drive_error, json_response, read_json
+from icloudfs.emulator.routing import Routes
 from icloudfs.emulator.store import (
     APP_LIBRARIES,
     ROOT_ID,
@@ -40,7 +40,7 @@ from icloudfs.emulator.store import (
     Store,
 )
 
-router = APIRouter(prefix="/drivews")
+router = Routes("/drivews")
 _MAX_NAME = 255
 
 

@@ -12,7 +12,6 @@ reports as "Unable to request PCS access!".
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,8 +19,9 @@ from icloudfs.emulator.context import emulator_of, origin_of
 from icloudfs.emulator.guard import require_web
 from icloudfs.emulator.login_data import account_login_body
 from icloudfs.emulator.responses import json_response, read_json, session_expired
+from icloudfs.emulator.routing import Routes
 
-router = APIRouter(prefix="/setup/ws/1")
+router = Routes("/setup/ws/1")
 _COOKIE_AGE = 60 * 86400
 
 

@@ -193,3 +193,11 @@ def test_data_survives_restart(tmp_path: Path) -> None:
         assert root["keep.txt"].open().content == b"persistent"
         tree = root["tree-40-5"]
         assert tree.data["fileCount"] == 40 and len([n for n in root.dir() if n.startswith("tree-")]) == 1
+
+
+def test_unknown_paths_and_methods_answer_json_errors(emulator: Emulator) -> None:
+    missing = requests.get(f"{emulator.url}/no/such/endpoint", verify=emulator.ca, timeout=10)
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
+    listing = f"{emulator.url}/drivews/retrieveItemDetailsInFolders"
+    wrong = requests.get(listing, verify=emulator.ca, timeout=10)
+    assert (wrong.status_code, wrong.json()) == (405, {"detail": "Method Not Allowed"})

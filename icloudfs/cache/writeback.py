@@ -41,6 +41,7 @@ batches, after the listings that show the stored versions are on disk.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import heapq
 import json
@@ -77,6 +78,9 @@ MAX_ATTEMPTS = 64  # upload digests remembered per entry: every version sent sin
 DIGEST_AT_CLOSE = 1 << 20  # files up to this size are hashed when journaled, not when uploaded
 SETTLE_EVERY_S = 0.2  # how long stored files' journal rows may wait to be forgotten together
 _BACKOFF_MAX = 300.0
+WRITE_OUT_EVERY = 8 << 20  # bytes written to a staged copy between starts of its write-out
+_SYNC_FILE_RANGE_WRITE = 2
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(eq=False)
@@ -99,6 +103,7 @@ class Entry:
     deleted: bool = False
     uploading: Path | None = None
     shared: bool = False  # the staged copy is also a content-cache block: change a copy of it
+    unwritten: int = 0  # bytes written since the staged copy's write-out was last started
     failures: int = 0
     last_error: str = ""
     attempts: list[str] = field(default_factory=list)  # sha256 of uploads begun, oldest first
@@ -366,6 +371,10 @@ class WriteBack:
             entry.size = max(entry.size, offset + written)
             entry.generation += 1
             entry.mtime = time.time()
+            entry.unwritten += written
+            if entry.unwritten >= WRITE_OUT_EVERY:
+                entry.unwritten = 0
+                _start_write_out(entry.fd)
         return written
 
     def truncate(self, entry: Entry, length: int) -> None:
@@ -734,6 +743,14 @@ class WriteBack:
         entry.size, entry.shared = status.st_size, status.st_nlink > 1  # linked into the cache
         entry.generation, entry.stored_generation, entry.journaled_generation = 1, 0, 1
         return entry
+
+
+def _start_write_out(fd: int) -> None:
+    """Have the kernel start writing the file's dirty pages to disk, without waiting: close's
+    fdatasync then finds most of a big file on disk already (a 1 GiB ``cp`` waited 1.8 s in
+    it), instead of the disk idling through the copy and the copy idling through the sync."""
+    if _libc.sync_file_range(fd, ctypes.c_int64(0), ctypes.c_int64(0), _SYNC_FILE_RANGE_WRITE) != 0:
+        log.debug("sync_file_range: %s", os.strerror(ctypes.get_errno()))
 
 
 def _remember(entry: Entry, digest: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,7 +15,7 @@ from icloudfs.cache.conflicts import conflict_name
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import LOCAL_PREFIX, MetadataCache
 from icloudfs.cache.prefetch import Reader
-from icloudfs.cache.writeback import Entry, WriteBack
+from icloudfs.cache.writeback import Entry, WriteBack, _start_write_out
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.types import Item
 from icloudfs.errors import Throttled
@@ -314,6 +315,18 @@ def test_a_write_after_the_store_leaves_the_cached_block_alone(drive: MemoryDriv
     parts.wb.sync(entry)
     parts.wb.release(entry, writer=True)
     assert drive.content("linked.txt") == b"STORED version"
+
+
+def test_write_out_is_started_through_libc(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``sync_file_range`` through ctypes: a wrong signature would fail every call (EINVAL)."""
+    caplog.set_level(logging.DEBUG, logger="icloudfs.cache.writeback")
+    with (tmp_path / "staged").open("wb") as staged:
+        staged.write(b"x" * (1 << 20))
+        staged.flush()
+        _start_write_out(staged.fileno())
+    assert not caplog.records
+    _start_write_out(-1)
+    assert "Bad file descriptor" in caplog.text
 
 
 def test_conflict_names() -> None:

@@ -19,6 +19,7 @@ import pytest
 from icloudfs.config import config_file
 from icloudfs.control import ControlClient, ControlServer, ControlService, ControlStartError
 from icloudfs.control.server import NO_TOKENS_WARNING
+from tests.support.ports import free_port
 
 from .conftest import ServerFactory
 
@@ -29,12 +30,6 @@ def short_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="icfs-"))
     yield path
     shutil.rmtree(path)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_unix_socket_in_a_private_folder(
@@ -87,7 +82,7 @@ RESTART_BOUND_S = 5.0
 def test_settings_change_restarts_only_the_server_quickly(
     service: ControlService, server: ControlServer
 ) -> None:
-    old_port, new_port = server.port, _free_port()
+    old_port, new_port = server.port, free_port()
     mount = service.filesystem
     began = time.monotonic()
     reply = httpx.put(f"http://127.0.0.1:{old_port}/settings", json={"port": new_port})

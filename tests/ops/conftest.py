@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pyicloud import PyiCloudService
 from icloudfs.fuse.mount import MountError, unmount
 from icloudfs.runner import mount_log
 from tests.support.emulator import Emulator, start_emulator
+from tests.support.ports import free_port
 
 if shutil.which("fusermount3") is None or not Path("/dev/fuse").exists():
     pytest.skip("FUSE is not available (needs fuse3 and /dev/fuse)", allow_module_level=True)
@@ -38,13 +38,6 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     with start_emulator(tmp_path_factory.mktemp("emulator")) as emu:
         yield emu
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from icloudfs.control.client import ControlClient, ControlError
-from tests.ops.conftest import free_port, wait_for
+from tests.ops.conftest import wait_for
+from tests.support.ports import free_port
 
 
 def test_demo_honours_the_configured_control_address(tmp_path: Path) -> None:

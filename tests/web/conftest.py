@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from icloudfs.control import Account, ControlServer, ControlService, TokenStore
 from icloudfs.icloud.account import Account as ICloudAccount
 from tests.support.emulator import Emulator, start_emulator
 from tests.support.netns import addresses, veth_namespace
+from tests.support.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,12 +38,6 @@ ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 # A subnet of its own (10.201.x.0/30): tests/control (10.200.x.0/30) may be up at the same time.
 HOST_IP, NS_IP = addresses(201)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def shot(page: Any, name: str, **options: Any) -> Path:

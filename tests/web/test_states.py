@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.control.fakes import FakeAccount, FakeFilesystem
+from tests.support.ports import free_port
 
-from .conftest import BrowserFactory, DemoFilesystem, PageProblems, ServerFactory, free_port, shot
+from .conftest import BrowserFactory, DemoFilesystem, PageProblems, ServerFactory, shot
 
 expect = pytest.importorskip("playwright.sync_api").expect
 

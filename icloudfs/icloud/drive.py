@@ -5,9 +5,8 @@ Design notes:
 - Folder changes (mkdir, rename, move, trash, delete) use pyicloud's
   ``DriveService``. The hot calls (listing several folders in one request,
   download URLs, ranged downloads, and the three requests of an upload) go
-  through ``Transport`` (urllib3, with the session's cookies): per call it costs
-  half the CPU of pyicloud's ``requests`` session, and small-file copies are
-  three calls per file.
+  through ``Transport`` (libcurl, with the session's cookies): small-file
+  copies are three calls per file, and bound by the client's CPU.
 - Download URLs are signed and need no cookie (like Apple's CDN): they are
   cached per (document, etag), so a range read is one round trip, not two.
 - Uploads speak the same three requests as pyicloud's ``send_file`` but stream
@@ -30,13 +29,12 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlencode
 
-import urllib3
 from cachetools import LRUCache, TTLCache
 from pyicloud import PyiCloudService
 from pyicloud.const import CONTENT_TYPE_TEXT
@@ -68,22 +66,19 @@ from icloudfs.errors import (
     WebAccessBlocked,
 )
 from icloudfs.icloud.account import ADP_MESSAGE, Account
-from icloudfs.icloud.http import Transport
+from icloudfs.icloud.http import Answer, Transport
 from icloudfs.icloud.nodes import ROOT_ID, to_item
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CHUNK = 1 << 20
 OFFLINE_TIMEOUT_S = 30.0  # longest a call keeps retrying while iCloud is unreachable
 REQUEST_TIMEOUT_S = 60.0  # connect/read timeout of one request
 OFFLINE_PAUSE_S = 5.0  # after retries run out, calls fail at once for this long
 LIST_BATCH = 64
 LIST_PARALLEL = 4  # listing requests in flight for one list_folders call
 URL_TTL_S = 600.0
-_FIRST_PIECE = 16 << 10  # pieces of a body a reader waits on: small first, growing x4 ...
-_LAST_PIECE = 1 << 20  # ... up to this
 
 
 class _SessionExpired(Exception):
@@ -199,23 +194,15 @@ class ICloudDrive:
         raise AssertionError("unreachable")
 
     def _get_range(self, url: str, first: int, last: int, arrived: Arrived | None) -> bytes:
-        response = self._http.request("GET", url, headers={"Range": f"bytes={first}-{last}"}, stream=True)
-        try:
-            if response.status == 206 and arrived is not None:
-                data = _read_in_pieces(response, arrived)
-            else:  # one read of the whole body; a short one raises, and is retried
-                data = response.read(decode_content=True)
-        except urllib3.exceptions.HTTPError as error:
-            raise Unavailable(f"download broke off: {error}") from error
-        finally:
-            response.release_conn()
-        if response.status == 206:
-            return data
-        if response.status == 200:  # a server that ignores Range
-            return data[first : last + 1]
-        if response.status in (403, 404, 410):
-            raise NotFound(f"download URL refused ({response.status})")
-        raise _status_error(response.status, data.decode("utf-8", "replace"))
+        # A body cut short raises Unavailable, and is retried.
+        answer = self._http.request("GET", url, headers={"Range": f"bytes={first}-{last}"}, sink=arrived)
+        if answer.status == 206:
+            return answer.data
+        if answer.status == 200:  # a server that ignores Range
+            return answer.data[first : last + 1]
+        if answer.status in (403, 404, 410):
+            raise NotFound(f"download URL refused ({answer.status})")
+        raise _status_error(answer.status, answer.data.decode("utf-8", "replace"))
 
     def _download_url(self, item: Item, *, fresh: bool) -> str:
         key = (item.docwsid, item.etag)
@@ -302,10 +289,12 @@ class ICloudDrive:
         document_id, url = self._call(start)
 
         def send(drive: DriveService, api: PyiCloudService) -> dict[str, Any]:
-            body = _MultipartBody(name, source, size)
-            headers = {**api.session.headers, "Content-Type": body.content_type}
-            headers["Content-Length"] = str(len(body))
-            sent = self._http.request("POST", url, body=body, headers=headers, cookies=api.session.cookies)
+            with source.open("rb") as fh:
+                body = _MultipartBody(name, fh, size)
+                headers = {**api.session.headers, "Content-Type": body.content_type}
+                headers["Content-Length"] = str(len(body))
+                jar = api.session.cookies
+                sent = self._http.request("POST", url, body=body, headers=headers, cookies=jar)
             return dict(_answer(sent)["singleFile"])
 
         stored = self._call(send)
@@ -475,7 +464,7 @@ def _translated(
         raise Unavailable(f"iCloud sent a malformed answer ({type(error).__name__}: {error})") from error
 
 
-def _answer(response: urllib3.BaseHTTPResponse) -> Any:
+def _answer(response: Answer) -> Any:
     """The JSON of an answer, or the error it stands for. As pyicloud does, an answer that
     names an error (``errorMessage``, ``reason``...) is one, whatever its status."""
     if not 200 <= response.status < 300:
@@ -513,20 +502,6 @@ def _status_error(status: int | None, body: str) -> Exception:
     return Unavailable(f"iCloud answered {status}: {body[:200]}")
 
 
-def _read_in_pieces(body: urllib3.BaseHTTPResponse, arrived: Arrived) -> bytes:
-    """A body read in growing pieces, each handed on as it comes in: the first is small, so a
-    reader waiting for a file's first bytes has them after a round trip and a few KiB; later
-    ones are large, so a whole block still costs only a few calls."""
-    pieces: list[bytes] = []
-    got, size = 0, _FIRST_PIECE
-    while piece := body.read(size, decode_content=True):
-        arrived(got, piece)
-        pieces.append(piece)
-        got += len(piece)
-        size = min(size * 4, _LAST_PIECE)
-    return b"".join(pieces)
-
-
 def _split_id(drivewsid: str) -> tuple[str, str]:
     """``FOLDER::zone::docwsid`` -> (zone, docwsid)."""
     _, zone, docwsid = drivewsid.split("::", 2)
@@ -550,25 +525,32 @@ def _iso(milliseconds: Any) -> str | None:
 
 
 class _MultipartBody:
-    """A multipart/form-data body streamed from a file, with a known length."""
+    """A multipart/form-data body read from an open file as libcurl asks for it, with a
+    known length: the file is never read whole into memory."""
 
-    def __init__(self, name: str, source: Path, size: int) -> None:
+    def __init__(self, name: str, source: BinaryIO, size: int) -> None:
         boundary = uuid.uuid4().hex
         self.content_type = f"multipart/form-data; boundary={boundary}"
         quoted = name.replace('"', "%22")
-        self._head = (
+        head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted}"; filename="{quoted}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
-        self._tail = f"\r\n--{boundary}--\r\n".encode()
-        self._source, self._size = source, size
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        self._length = len(head) + size + len(tail)
+        self._parts: list[bytes | BinaryIO] = [head, source, tail]
 
     def __len__(self) -> int:
-        return len(self._head) + self._size + len(self._tail)
+        return self._length
 
-    def __iter__(self) -> Iterator[bytes]:
-        yield self._head
-        with self._source.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
-        yield self._tail
+    def read(self, size: int) -> bytes:
+        while self._parts:
+            part = self._parts[0]
+            if isinstance(part, bytes):
+                piece, self._parts[0] = part[:size], part[size:]
+            else:
+                piece = part.read(size)
+            if piece:
+                return piece
+            self._parts.pop(0)
+        return b""

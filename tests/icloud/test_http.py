@@ -3,6 +3,8 @@ HTTP server (the backend's calls through it run against the emulator in ``test_d
 
 from __future__ import annotations
 
+import io
+import itertools
 import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -16,11 +18,21 @@ from icloudfs.icloud.http import Transport
 from icloudfs.metrics import HttpMetrics
 from tests.support.local_http import serving
 
+RANGE_BODY = bytes(range(256)) * 4096  # 1 MiB
+
 
 class _Handler(BaseHTTPRequestHandler):
     """Echoes what it was sent: the request line's target and the Cookie header."""
 
     def do_GET(self) -> None:
+        if "range" in self.path:  # a 206 in many pieces
+            self.send_response(206)
+            self.send_header("Content-Length", str(len(RANGE_BODY)))
+            self.end_headers()
+            for start in range(0, len(RANGE_BODY), 100_000):
+                self.wfile.write(RANGE_BODY[start : start + 100_000])
+                self.wfile.flush()
+            return
         if "cut" in self.path:  # promises 1000 bytes, sends 10, hangs up
             self.send_response(200)
             self.send_header("Content-Length", "1000")
@@ -74,19 +86,46 @@ def test_cookies_go_out_from_the_jar_and_new_ones_come_back_into_it(server: str)
     assert sample(metrics, "icloudfs_http_received_bytes_total", endpoint=endpoint) == len(answer.data)
 
 
-def test_a_streamed_body_is_read_by_the_caller_and_an_iterable_body_is_sent_whole(server: str) -> None:
+def test_a_readable_body_is_sent_whole_and_a_sink_sees_a_partial_body_as_it_arrives(server: str) -> None:
     metrics = HttpMetrics()
     transport = Transport(metrics, ca_file="unused-for-http", timeout=5)
-    parts = [b"head-", b"x" * 70_000, b"-tail"]
+    sent = b"head-" + b"x" * 3_000_000 + b"-tail"  # more than one read of libcurl's upload buffer
     echoed = transport.request(
-        "POST", f"http://{server}/upload/zone/doc", body=iter(parts), headers={"Content-Length": "70010"}
+        "POST",
+        f"http://{server}/upload/zone/doc",
+        body=io.BytesIO(sent),
+        headers={"Content-Length": str(len(sent)), "Content-Type": "application/octet-stream"},
     )
-    assert echoed.data == b"".join(parts)
-    assert sample(metrics, "icloudfs_http_sent_bytes_total", endpoint="content:/{signed}") == 70_010
+    assert echoed.status == 200
+    assert echoed.data == sent
+    assert sample(metrics, "icloudfs_http_sent_bytes_total", endpoint="content:/{signed}") == len(sent)
 
-    streamed = transport.request("GET", f"http://{server}/content/abc/name.bin", stream=True)
-    assert streamed.read() == b"/content/abc/name.bin|"
-    streamed.release_conn()
+    seen: list[tuple[int, bytes]] = []
+
+    def record(offset: int, piece: bytes) -> None:
+        seen.append((offset, piece))
+
+    ranged = transport.request("GET", f"http://{server}/content/range/name.bin", sink=record)
+    assert ranged.status == 206
+    assert ranged.data == RANGE_BODY
+    assert b"".join(piece for _, piece in seen) == RANGE_BODY
+    assert [offset for offset, _ in seen] == list(itertools.accumulate([0] + [len(p) for _, p in seen[:-1]]))
+
+    seen.clear()  # a whole answer (200) is not a range: the sink is left out
+    transport.request("GET", f"http://{server}/content/abc/name.bin", sink=record)
+    assert seen == []
+
+
+def test_a_sink_that_fails_stops_the_transfer_with_its_own_error(server: str) -> None:
+    transport = Transport(HttpMetrics(), ca_file="unused-for-http", timeout=5)
+
+    def refuse(offset: int, piece: bytes) -> None:
+        raise LookupError("reader went away")
+
+    with pytest.raises(LookupError, match="reader went away"):
+        transport.request("GET", f"http://{server}/content/range/name.bin", sink=refuse)
+    again = transport.request("GET", f"http://{server}/content/abc/name.bin")  # the pool still works
+    assert again.data == b"/content/abc/name.bin|"
 
 
 def test_no_answer_is_unreachable_and_a_body_broken_off_is_unavailable(server: str) -> None:

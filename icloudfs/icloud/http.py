@@ -168,7 +168,6 @@ class Transport:
             generation = self._generation
             handle = self._idle.pop() if self._idle else pycurl.Curl()
         try:
-            handle.reset()  # options only: open connections stay
             handle.setopt(pycurl.URL, url)
             handle.setopt(pycurl.NOSIGNAL, 1)  # required with threads
             handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
@@ -208,6 +207,9 @@ class Transport:
                     raise Unreachable(f"{where}: no answer ({message})") from error
                 raise Unavailable(f"{where}: answer broke off: {message}") from error
         finally:
+            # Options only, open connections stay. This lets go of the callbacks and so of the
+            # answer's body, which an idle handle would otherwise keep alive.
+            handle.reset()
             with self._lock:
                 pooled = generation == self._generation and len(self._idle) < self._pool_size
                 if pooled:

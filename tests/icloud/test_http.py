@@ -3,9 +3,11 @@ HTTP server (the backend's calls through it run against the emulator in ``test_d
 
 from __future__ import annotations
 
+import gc
 import io
 import itertools
 import socket
+import weakref
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
@@ -126,6 +128,22 @@ def test_a_sink_that_fails_stops_the_transfer_with_its_own_error(server: str) ->
         transport.request("GET", f"http://{server}/content/range/name.bin", sink=refuse)
     again = transport.request("GET", f"http://{server}/content/abc/name.bin")  # the pool still works
     assert again.data == b"/content/abc/name.bin|"
+
+
+def test_an_idle_connection_keeps_nothing_of_the_last_answer(server: str) -> None:
+    """Pooled handles must let go of a call's callbacks: they hold its whole body."""
+    transport = Transport(HttpMetrics(), ca_file="unused-for-http", timeout=5)
+
+    class Sink:
+        def __call__(self, offset: int, piece: bytes) -> None:
+            pass
+
+    sink = Sink()
+    gone = weakref.ref(sink)
+    transport.request("GET", f"http://{server}/content/range/name.bin", sink=sink)
+    del sink
+    gc.collect()
+    assert gone() is None
 
 
 def test_no_answer_is_unreachable_and_a_body_broken_off_is_unavailable(server: str) -> None:

@@ -1,9 +1,11 @@
 """The write-back journal: one durable row per file with changes not yet stored remotely.
 
 A row is the entry's JSON (name, folder, base version, staged file, upload digests), keyed by
-the entry's key. Every write is committed with ``synchronous=FULL``, so when a call returns the
-row survives a crash or a power cut; commits wait for the disk, which is why the journal has a
-lock of its own and callers hold nothing else while writing.
+the entry's key, and for a small file its bytes as well: then the one commit that makes the row
+durable makes the bytes durable too, and the staged copy needs no sync of its own. Every write is
+committed with ``synchronous=FULL``, so when a call returns the row survives a crash or a power
+cut; commits wait for the disk, which is why the journal has a lock of its own and callers hold
+nothing else while writing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data TEXT)")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if "content" not in columns:  # a journal from before small files' bytes were kept in it
+            self._db.execute("ALTER TABLE entries ADD COLUMN content BLOB")
         self._lock = threading.Lock()
 
     def rows(self) -> list[tuple[str, str]]:
@@ -29,9 +34,15 @@ class Journal:
         with self._lock:
             return list(self._db.execute("SELECT key, data FROM entries ORDER BY rowid").fetchall())
 
-    def write(self, key: str, data: str) -> None:
+    def content(self, key: str) -> bytes | None:
+        """The file bytes kept in a row; None when the row keeps none (a bigger file)."""
+        with self._lock:
+            found = self._db.execute("SELECT content FROM entries WHERE key = ?", (key,)).fetchone()
+        return None if found is None or found[0] is None else bytes(found[0])
+
+    def write(self, key: str, data: str, content: bytes | None = None) -> None:
         with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?)", (key, data))
+            self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (key, data, content))
 
     def delete(self, key: str) -> None:
         with self._lock, self._db:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,9 +15,10 @@ import pytest
 from icloudfs.cache import conflicts
 from icloudfs.cache.conflicts import conflict_name
 from icloudfs.cache.content import ContentCache
+from icloudfs.cache.journal import Journal
 from icloudfs.cache.metadata import LOCAL_PREFIX, MetadataCache
 from icloudfs.cache.prefetch import Reader
-from icloudfs.cache.writeback import Entry, WriteBack, _start_write_out
+from icloudfs.cache.writeback import IN_ROW, Entry, WriteBack, _start_write_out
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.types import Item
 from icloudfs.errors import Throttled
@@ -131,6 +134,63 @@ def _write(parts: Parts, entry: Entry, data: bytes) -> None:
     parts.wb.truncate(entry, 0)
     parts.wb.write(entry, 0, data)
     parts.wb.release(entry, writer=True)
+
+
+@pytest.mark.parametrize("damage", ["emptied", "torn", "lost"])
+def test_a_small_file_a_crash_cut_short_comes_back_from_its_row(
+    drive: MemoryDrive, tmp_path: Path, damage: str
+) -> None:
+    """A small file's staged copy is not synced at close (its bytes are in its row): whatever a
+    crash did to the copy, the restart puts back what was closed."""
+    first = Parts(drive, tmp_path, delay=3600.0)
+    entry = first.wb.create(_root(first).id, "small.txt", 0.0)
+    _write(first, entry, b"closed and journaled")
+    first.close()
+    copy = entry.path
+    if damage == "emptied":
+        copy.write_bytes(b"")
+    elif damage == "torn":
+        copy.write_bytes(b"closed and \0\0\0\0")
+    else:
+        copy.unlink()
+
+    again = Parts(drive, tmp_path, delay=0.0)
+    try:
+        assert again.wb.drain(5)
+        assert drive.content("small.txt") == b"closed and journaled"
+    finally:
+        again.close()
+    assert list((tmp_path / "wb" / "staged").iterdir()) == [], "no .restoring copy is left"
+
+
+def test_closing_a_small_file_syncs_nothing_but_the_journal(
+    tmp_path: Path, parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd) or real(fd))
+    small = parts.wb.create(_root(parts).id, "small.bin", 0.0)
+    _write(parts, small, b"s" * IN_ROW)
+    assert synced == []
+    big = parts.wb.create(_root(parts).id, "big.bin", 0.0)
+    _write(parts, big, b"b" * (IN_ROW + 1))
+    assert synced == [big.fd], "a bigger file's copy is synced before its row is written"
+
+
+def test_a_journal_from_before_rows_kept_bytes_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, data TEXT)")
+        old.execute("INSERT INTO entries VALUES ('k', '{}')")
+    old.close()
+    journal = Journal(path)
+    try:
+        assert journal.rows() == [("k", "{}")]
+        assert journal.content("k") is None
+        journal.write("n", "{}", b"bytes")
+        assert journal.content("n") == b"bytes"
+    finally:
+        journal.close()
 
 
 def test_rows_of_older_versions_left_by_a_crash_never_race_the_newest(

@@ -57,20 +57,19 @@ class Readable(Protocol):
 
 @dataclass
 class Answer:
-    """A complete answer: status, headers (lower-case names, last value wins) and body."""
+    """A complete answer: its status and body (what callers of the hot calls read)."""
 
     status: int
-    headers: dict[str, str]
     data: bytes
 
 
 @dataclass
 class _Exchange:
-    """One answer as libcurl hands it over: the status line and headers, then the body."""
+    """One answer as libcurl hands it over: the status line and headers, then the body. Of the
+    headers only ``Set-Cookie`` is kept: the jar needs it, no caller reads the others."""
 
     sink: Sink | None
     status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
     set_cookies: list[str] = field(default_factory=list)
     pieces: list[bytes] = field(default_factory=list)
     received: int = 0
@@ -80,14 +79,11 @@ class _Exchange:
         text = line.decode("iso-8859-1").rstrip("\r\n")
         if text.startswith("HTTP/"):  # a new answer (a 1xx came first): start over
             self.status = int(text.split(" ", 2)[1])
-            self.headers.clear()
             self.set_cookies.clear()
-        elif ":" in text:
+        else:
             name, _, value = text.partition(":")
-            name, value = name.strip().lower(), value.strip()
-            self.headers[name] = value
-            if name == "set-cookie":
-                self.set_cookies.append(value)
+            if name.strip().lower() == "set-cookie":
+                self.set_cookies.append(value.strip())
 
     def body(self, piece: bytes) -> int | None:
         if self.sink is not None and self.status == 206:
@@ -153,7 +149,7 @@ class Transport:
         if cookies is not None and cookie_request is not None and exchange.set_cookies:
             answer = _SetCookies(exchange.set_cookies)
             cookies.extract_cookies(cast(http.client.HTTPResponse, answer), cookie_request)
-        return Answer(exchange.status, exchange.headers, b"".join(exchange.pieces))
+        return Answer(exchange.status, b"".join(exchange.pieces))
 
     def _perform(
         self,

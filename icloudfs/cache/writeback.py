@@ -10,10 +10,10 @@ Durability: when a written file is closed (flush/release) its journal row
 (SQLite, synchronous=FULL) is committed before the call returns, durably with
 the bytes it stands for: a small file's bytes are in the row itself (one commit
 for both; on start they are put back into a staged copy a crash cut short),
-a bigger file's staged copy is fdatasync'ed first. On start every journal row is queued again, so a crash or a
-kill between close and upload only delays the upload. Pending uploads are
-never thrown away; ``drain`` uploads what it can in the time given and leaves
-the rest journaled.
+a bigger file's staged copy is fdatasync'ed first. On start every journal row
+is queued again, so a crash or a kill between close and upload only delays the
+upload. Pending uploads are never thrown away; ``drain`` uploads what it can in
+the time given and leaves the rest journaled.
 
 Replacing an existing file uses ``drive.replace`` with the etag the local copy
 was based on: the new bytes are stored before the old retire. If that etag is

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +130,14 @@ def test_a_copy_resumed_after_a_crash_is_still_the_cached_block(drive: MemoryDri
         again.close()
 
 
+def _calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[Any]:
+    """The arguments ``owner.name`` is called with from now on (it still runs)."""
+    seen: list[Any] = []
+    real = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda arg: seen.append(arg) or real(arg))
+    return seen
+
+
 def _write(parts: Parts, entry: Entry, data: bytes) -> None:
     parts.wb.attach(entry, writer=True)
     parts.wb.truncate(entry, 0)
@@ -166,9 +175,7 @@ def test_a_small_file_a_crash_cut_short_comes_back_from_its_row(
 def test_closing_a_small_file_syncs_nothing_but_the_journal(
     tmp_path: Path, parts: Parts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[int] = []
-    real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd) or real(fd))
+    synced = _calls(monkeypatch, os, "fdatasync")
     small = parts.wb.create(_root(parts).id, "small.bin", 0.0)
     _write(parts, small, b"s" * IN_ROW)
     assert synced == []
@@ -258,9 +265,8 @@ def test_a_small_file_is_hashed_and_journaled_once(
     drive: MemoryDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its digest goes into the row written at close; the upload finds it there."""
-    hashed: list[Path] = []
     real = conflicts.file_digest
-    monkeypatch.setattr(conflicts, "file_digest", lambda path: hashed.append(path) or real(path))
+    hashed = _calls(monkeypatch, conflicts, "file_digest")
     made = Parts(drive, tmp_path, delay=3600.0, kind=_CountsRows)
     try:
         entry = made.wb.create(_root(made).id, "small.txt", 0.0)

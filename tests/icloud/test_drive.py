@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from icloudfs.drive.types import ItemKind
-from icloudfs.errors import AlreadyExists, Conflict, NotFound, Unavailable
+from icloudfs.errors import AlreadyExists, Conflict, NotFound, Throttled, Unavailable
 from icloudfs.icloud.drive import ICloudDrive
 from icloudfs.icloud.nodes import ROOT_ID
 from tests.support.emulator import Emulator
@@ -146,6 +146,16 @@ def test_transient_failures_are_retried(drive: ICloudDrive, emulator: Emulator) 
     stats = emulator.stats()["requests"]
     assert stats["/drivews/retrieveItemDetailsInFolders"] == 3, "two 503s, then the listing"
     assert stats["/content"] == 2, "the dropped connection was retried"
+
+
+def test_retries_end_after_the_attempts_given(drive: ICloudDrive, emulator: Emulator) -> None:
+    emulator.faults(rules=[{"path": "/drivews/retrieveItemDetailsInFolders", "status": 503, "times": 10}])
+    emulator.reset_stats()
+    with pytest.raises(Throttled):
+        drive.list_folders([ROOT_ID])
+    assert emulator.stats()["requests"]["/drivews/retrieveItemDetailsInFolders"] == 4, "attempts=4"
+    emulator.clear_faults()
+    assert drive.list_folders([ROOT_ID])[0].children, "a throttled call does not stop the next"
 
 
 def test_quota(drive: ICloudDrive) -> None:

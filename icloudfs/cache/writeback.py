@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import hashlib
 import heapq
 import json
 import logging
@@ -356,10 +357,10 @@ class WriteBack:
             if not entry.dirty or entry.journaled_generation == entry.generation:
                 return
             hashed = entry.size <= DIGEST_AT_CLOSE
-            if hashed:
+            if hashed and entry.size > IN_ROW:  # smaller ones are hashed as read for the row
                 _remember(entry, conflicts.file_digest(entry.path))
             generation = entry.generation
-        self._write_row(entry)
+        self._write_row(entry, hash_content=hashed)
         with entry.lock:
             entry.journaled_generation = max(entry.journaled_generation, generation)
             if hashed:  # the upload need not hash and journal these bytes again
@@ -612,14 +613,17 @@ class WriteBack:
             _remember(entry, digest)
         self._write_row(entry)
 
-    def _write_row(self, entry: Entry) -> None:
+    def _write_row(self, entry: Entry, *, hash_content: bool = False) -> None:
         """Write the entry's row; when the call returns, the row and the staged bytes are on disk
-        (a small file's in the row, a bigger one's synced in place)."""
+        (a small file's in the row, a bigger one's synced in place). ``hash_content``: remember
+        the digest of a small file's bytes too, read once for both."""
         with entry.lock:
-            data = self._entry_to(entry)
             content = os.pread(entry.fd, entry.size, 0) if entry.size <= IN_ROW else None
             if content is None:
                 os.fdatasync(entry.fd)
+            elif hash_content:
+                _remember(entry, hashlib.sha256(content).hexdigest())
+            data = self._entry_to(entry)
         self._journal.write(entry.key, data, content)
         with entry.lock:
             entry.journal_row = data

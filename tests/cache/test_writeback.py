@@ -256,27 +256,30 @@ def test_a_copy_left_by_a_cut_short_upload_goes_to_the_trash(drive: MemoryDrive,
 class _CountsRows(WriteBack):
     rows = 0
 
-    def _write_row(self, entry: Entry) -> None:
+    def _write_row(self, entry: Entry, *, hash_content: bool = False) -> None:
         self.rows += 1
-        super()._write_row(entry)
+        super()._write_row(entry, hash_content=hash_content)
 
 
+@pytest.mark.parametrize(("size", "file_hashes"), [(14, 0), (IN_ROW + 1, 1)])
 def test_a_small_file_is_hashed_and_journaled_once(
-    drive: MemoryDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    drive: MemoryDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, file_hashes: int
 ) -> None:
-    """Its digest goes into the row written at close; the upload finds it there."""
+    """Its digest goes into the row written at close; the upload finds it there. Bytes kept in
+    the row are hashed as they are read for it, without reading the staged copy again."""
     real = conflicts.file_digest
     hashed = _calls(monkeypatch, conflicts, "file_digest")
     made = Parts(drive, tmp_path, delay=3600.0, kind=_CountsRows)
+    data = os.urandom(size)
     try:
         entry = made.wb.create(_root(made).id, "small.txt", 0.0)
         made.wb.attach(entry, writer=True)
-        made.wb.write(entry, 0, b"four KiB or so")
+        made.wb.write(entry, 0, data)
         made.wb.release(entry, writer=True)
         assert entry.attempts == [real(entry.path)], "the digest is in the row written at close"
         made.wb.sync(entry)
-        assert drive.content("small.txt") == b"four KiB or so"
-        assert len(hashed) == 1 and isinstance(made.wb, _CountsRows) and made.wb.rows == 1
+        assert drive.content("small.txt") == data
+        assert len(hashed) == file_hashes and isinstance(made.wb, _CountsRows) and made.wb.rows == 1
     finally:
         made.close()
 

@@ -23,6 +23,7 @@ few microseconds. The control plane reads the registries at scrape time.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -169,6 +170,7 @@ _CONTENT_ROOTS = frozenset({"content", "upload"})
 _WORD = re.compile(r"[A-Za-z_]+|[A-Za-z0-9_]{1,4}")  # accountLogin, by_id, 2sv, 1; not ids
 
 
+@functools.lru_cache(maxsize=1024)  # the same few URLs over and over (their query included)
 def endpoint_label(url: str) -> str:
     """``service:/path`` with ids, zones and signed parts replaced, for a low-cardinality label.
 

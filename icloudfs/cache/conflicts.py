@@ -2,7 +2,8 @@
 
 iCloud replaces a file only if the etag the local bytes were based on still holds. When it
 does not (or a new file's name is taken), the remote file is compared with what this mount
-itself sent before: every upload's SHA-256 is journaled before its first request, so an
+itself sent before: every upload's SHA-256 is journaled before the request that makes it
+appear (the drive hashes the bytes as it sends them and reports the digest first), so an
 upload that iCloud stored just before a crash or a lost answer is recognised as ours, not as
 someone else's change. Only a real conflict leaves the remote file alone and stores the local
 bytes beside it as ``name (conflict YYYY-MM-DD HHMMSS).ext``.
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from icloudfs.drive import names
-from icloudfs.drive.protocol import Drive
+from icloudfs.drive.protocol import Committing, Drive
 from icloudfs.drive.types import Item
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
 
@@ -35,28 +36,30 @@ def store(
     attempts: list[str],
     *,
     resumed: bool = False,
+    committing: Committing | None = None,
 ) -> tuple[Item, bool]:
     """Upload ``source`` as ``name`` (over ``base`` when it has one); returns the stored item
-    and whether it went to a conflict copy. ``attempts``: digests of our uploads, newest last;
-    ``resumed``: they were begun before a crash, so strays of theirs may be left."""
+    and whether it went to a conflict copy. ``attempts``: digests of our uploads journaled so
+    far; ``resumed``: they were begun before a crash, so strays of theirs may be left;
+    ``committing``: given to every upload (see ``Committing``)."""
     if resumed:
         _trash_strays(drive, parent, name, attempts)
     try:
         if base is None:
-            return drive.upload(parent, name, source, mtime), False
+            return drive.upload(parent, name, source, mtime, committing), False
         try:
-            return drive.replace(base, source, mtime), False
+            return drive.replace(base, source, mtime, committing), False
         except NotFound:  # deleted remotely meanwhile: the local bytes bring it back
-            return drive.upload(parent, name, source, mtime), False
+            return drive.upload(parent, name, source, mtime, committing), False
     except (Conflict, AlreadyExists) as why:
         remote = _remote_file(drive, parent, name)
         digest = None if remote is None else remote_digest(drive, remote)
-        if remote is not None and digest == attempts[-1]:
+        if remote is not None and digest == file_digest(source):
             log.info("%s was already stored by an earlier attempt (crash or lost answer)", name)
             return remote, False
         if remote is not None and digest in attempts:
             log.info("%s holds an earlier upload of ours; replacing it", name)
-            return drive.replace(remote, source, mtime), False
+            return drive.replace(remote, source, mtime, committing), False
         log.warning(
             "conflict on %s (%s; remote %s bytes, local %d bytes, %d upload(s) of ours known): "
             "keeping the local version as a copy",
@@ -69,7 +72,7 @@ def store(
     now = datetime.now()
     for attempt in range(1, 100):
         try:
-            copy = drive.upload(parent, conflict_name(name, now, attempt), source, mtime)
+            copy = drive.upload(parent, conflict_name(name, now, attempt), source, mtime, committing)
         except AlreadyExists:
             continue
         log.warning("conflict: %s changed remotely; local version saved as %s", name, copy.name)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import hashlib
 import heapq
 import json
@@ -103,7 +104,6 @@ class Entry:
     generation: int = 0  # bumped on every change
     stored_generation: int = 0  # the generation last uploaded (or staged from the drive)
     journaled_generation: int = -1
-    hashed_generation: int = -1  # the generation whose digest was journaled at close
     writers: int = 0
     handles: int = 0
     deleted: bool = False
@@ -356,15 +356,13 @@ class WriteBack:
         with entry.lock:
             if not entry.dirty or entry.journaled_generation == entry.generation:
                 return
-            hashed = entry.size <= DIGEST_AT_CLOSE
+            hashed = entry.size <= DIGEST_AT_CLOSE  # then the upload need not journal it again
             if hashed and entry.size > IN_ROW:  # smaller ones are hashed as read for the row
                 _remember(entry, conflicts.file_digest(entry.path))
             generation = entry.generation
         self._write_row(entry, hash_content=hashed)
         with entry.lock:
             entry.journaled_generation = max(entry.journaled_generation, generation)
-            if hashed:  # the upload need not hash and journal these bytes again
-                entry.hashed_generation = max(entry.hashed_generation, generation)
 
     def sync(self, entry: Entry) -> None:
         """Upload now and return once stored (fsync); raises what the upload raised."""
@@ -588,10 +586,17 @@ class WriteBack:
                 parent_id, name, mtime = entry.parent_id, entry.name, entry.mtime
                 entry.uploading = source
             try:
-                self._record_attempt(entry, source, generation)
                 parent = self._meta.folder_item(parent_id)
                 stored, conflict = conflicts.store(
-                    self._drive, parent, base, name, source, mtime, entry.attempts, resumed=entry.resumed
+                    self._drive,
+                    parent,
+                    base,
+                    name,
+                    source,
+                    mtime,
+                    entry.attempts,
+                    resumed=entry.resumed,
+                    committing=functools.partial(self._record_attempt, entry),
                 )
             except Exception as error:
                 self._failed(entry, error)
@@ -600,13 +605,12 @@ class WriteBack:
                 return
             self._stored(entry, generation, source, stored, conflict)
 
-    def _record_attempt(self, entry: Entry, source: Path, generation: int) -> None:
-        """Journal the digest of the bytes about to be uploaded, before any request: if we crash
-        after iCloud stored them, the next attempt recognises them as ours, not a conflict."""
-        with entry.lock:
-            if entry.hashed_generation == generation:
-                return  # hashed and journaled at close (a small file)
-        digest = conflicts.file_digest(source)
+    def _record_attempt(self, entry: Entry, digest: str) -> None:
+        """Journal the digest of bytes an upload sent, before the request that makes them appear
+        (the drive calls this): if we crash after iCloud stored them, the next attempt
+        recognises them as ours, not as a conflict. Small files' digests were journaled at close.
+        Hashed as the bytes go out, a big file is not read an extra time before its upload
+        starts (1 GiB: 0.9 s of SHA-256 here, 10% of its upload on a 1 Gbit/s link)."""
         with entry.lock:
             if digest in entry.attempts:
                 return

@@ -16,6 +16,7 @@ One lock guards all state; sleeps happen outside it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from icloudfs.drive import names
-from icloudfs.drive.protocol import Arrived
+from icloudfs.drive.protocol import Arrived, Committing
 from icloudfs.drive.types import Item, ItemKind, Listing, Quota
 from icloudfs.errors import AlreadyExists, Conflict, DriveError, NotFound
 
@@ -90,15 +91,19 @@ class MemoryDrive:
             arrived(0, data)  # all of it at once
         return data
 
-    def upload(self, parent: Item, name: str, source: Path, mtime: float) -> Item:
-        data = source.read_bytes()
+    def upload(
+        self, parent: Item, name: str, source: Path, mtime: float, committing: Committing | None = None
+    ) -> Item:
+        data = _sent(source, committing)
         with self._call("upload"):
             folder = self._folder(parent.id)
             self._check_free(folder, name)
             return self._add(folder, name, ItemKind.FILE, data, mtime).item
 
-    def replace(self, existing: Item, source: Path, mtime: float) -> Item:
-        data = source.read_bytes()  # the new bytes are in hand before the old go
+    def replace(
+        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+    ) -> Item:
+        data = _sent(source, committing)  # the new bytes are in hand before the old go
         with self._call("replace"):
             node = self._current(existing)
             node.data = data
@@ -319,6 +324,14 @@ class MemoryDrive:
                 return True
             current = self._nodes[current].item.parent_id
         return False
+
+
+def _sent(source: Path, committing: Committing | None) -> bytes:
+    """The bytes an upload sends, announced before they are stored (as iCloud's backend does)."""
+    data = source.read_bytes()
+    if committing is not None:
+        committing(hashlib.sha256(data).hexdigest())
+    return data
 
 
 def _parts(path: str) -> list[str]:

@@ -16,6 +16,11 @@ from icloudfs.drive.types import Item, Listing, Quota
 Arrived = Callable[[int, bytes], None]
 """``arrived(position, piece)``: bytes at ``offset + position`` of a read still under way."""
 
+Committing = Callable[[str], None]
+"""``committing(sha256)``: the hex SHA-256 of the bytes an upload sent, given before the request
+that makes them appear remotely. The write-back journals it there, so after a crash an upload
+that was stored is recognised as ours; hashed as the bytes go out, it costs no read of its own."""
+
 
 @runtime_checkable
 class Drive(Protocol):
@@ -45,11 +50,15 @@ class Drive(Protocol):
         """
         ...
 
-    def upload(self, parent: Item, name: str, source: Path, mtime: float) -> Item:
+    def upload(
+        self, parent: Item, name: str, source: Path, mtime: float, committing: Committing | None = None
+    ) -> Item:
         """Store a new file from a local path; ``AlreadyExists`` if the name is taken."""
         ...
 
-    def replace(self, existing: Item, source: Path, mtime: float) -> Item:
+    def replace(
+        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+    ) -> Item:
         """Store new content for a file: the new bytes are stored before the old go."""
         ...
 

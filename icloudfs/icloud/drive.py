@@ -21,6 +21,7 @@ Design notes:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import mimetypes
@@ -47,7 +48,7 @@ from pyicloud.exceptions import (
 )
 from pyicloud.services.drive import DriveNode, DriveService
 
-from icloudfs.drive.protocol import Arrived
+from icloudfs.drive.protocol import Arrived, Committing
 from icloudfs.drive.types import Item, Listing, Quota
 from icloudfs.errors import (
     AlreadyExists,
@@ -221,23 +222,27 @@ class ICloudDrive:
             self._urls[key] = token["url"]
         return str(token["url"])
 
-    def upload(self, parent: Item, name: str, source: Path, mtime: float) -> Item:
+    def upload(
+        self, parent: Item, name: str, source: Path, mtime: float, committing: Committing | None = None
+    ) -> Item:
         if "/" in name:
             # update/documents takes a *path*, so a name with "/" goes up under a temporary
             # name and is renamed (renameItems takes a plain name).
-            return self.rename(self.upload(parent, _temp_name(name), source, mtime), name)
-        item = self._upload(parent.id, name, source, mtime)
+            return self.rename(self.upload(parent, _temp_name(name), source, mtime, committing), name)
+        item = self._upload(parent.id, name, source, mtime, committing)
         if _name_key(item.name) != _name_key(name):
             # iCloud stored it as "name 2": the name was taken. Undo, and say so.
             self.delete(item)
             raise AlreadyExists(f"{name} already exists in {parent.name or '/'}")
         return item
 
-    def replace(self, existing: Item, source: Path, mtime: float) -> Item:
+    def replace(
+        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+    ) -> Item:
         if existing.parent_id is None:
             raise NotFound(f"{existing.name}: no parent folder")
         self._remove_stale_temps(existing)
-        fresh = self._upload(existing.parent_id, _temp_name(existing.name), source, mtime)
+        fresh = self._upload(existing.parent_id, _temp_name(existing.name), source, mtime, committing)
         try:
             self.delete(existing)
         except DriveError:
@@ -262,7 +267,11 @@ class ICloudDrive:
                 log.info("removing %s, left by an interrupted replace of %s", child.name, existing.name)
                 self.delete(child)
 
-    def _upload(self, parent_id: str, name: str, source: Path, mtime: float) -> Item:
+    def _upload(
+        self, parent_id: str, name: str, source: Path, mtime: float, committing: Committing | None
+    ) -> Item:
+        """upload/web for a ticket, the bytes to its content URL (hashed as they go), then
+        update/documents, which makes the file appear: ``committing`` is told just before."""
         zone, parent_docwsid = _split_id(parent_id)
         size = source.stat().st_size
         content_type = mimetypes.guess_type(name)[0] or ""
@@ -280,16 +289,18 @@ class ICloudDrive:
 
         document_id, url = self._call(start)
 
-        def send(drive: DriveService, api: PyiCloudService) -> dict[str, Any]:
+        def send(drive: DriveService, api: PyiCloudService) -> tuple[dict[str, Any], str]:
             with source.open("rb") as fh:
                 body = _MultipartBody(name, fh, size)
                 headers = {**api.session.headers, "Content-Type": body.content_type}
                 headers["Content-Length"] = str(len(body))
                 jar = api.session.cookies
                 sent = self._http.request("POST", url, body=body, headers=headers, cookies=jar)
-            return dict(_answer(sent)["singleFile"])
+            return dict(_answer(sent)["singleFile"]), body.digest()
 
-        stored = self._call(send)
+        stored, digest = self._call(send)
+        if committing is not None:
+            committing(digest)
         data: dict[str, Any] = {
             "signature": stored["fileChecksum"],
             "wrapping_key": stored["wrappingKey"],
@@ -528,7 +539,8 @@ def _iso(milliseconds: Any) -> str | None:
 
 class _MultipartBody:
     """A multipart/form-data body read from an open file as libcurl asks for it, with a
-    known length: the file is never read whole into memory."""
+    known length: the file is never read whole into memory. The file's bytes are hashed as
+    they go out (SHA-256 releases the GIL, and the link is slower than it)."""
 
     def __init__(self, name: str, source: BinaryIO, size: int) -> None:
         boundary = uuid.uuid4().hex
@@ -541,6 +553,7 @@ class _MultipartBody:
         tail = f"\r\n--{boundary}--\r\n".encode()
         self._length = len(head) + size + len(tail)
         self._parts: list[bytes | BinaryIO] = [head, source, tail]
+        self._sha256 = hashlib.sha256()
 
     def __len__(self) -> int:
         return self._length
@@ -552,7 +565,12 @@ class _MultipartBody:
                 piece, self._parts[0] = part[:size], part[size:]
             else:
                 piece = part.read(size)
+                self._sha256.update(piece)
             if piece:
                 return piece
             self._parts.pop(0)
         return b""
+
+    def digest(self) -> str:
+        """SHA-256 of the file's bytes, once all are read."""
+        return self._sha256.hexdigest()

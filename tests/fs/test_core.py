@@ -11,6 +11,7 @@ import pytest
 
 from icloudfs.cache import writeback
 from icloudfs.drive.memory import MemoryDrive
+from icloudfs.drive.protocol import Committing
 from icloudfs.drive.types import Item, ItemKind
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
 from icloudfs.fs.core import Filesystem
@@ -303,8 +304,12 @@ class _NonAtomicReplace(MemoryDrive):
         super().__init__()
         self.mid_swap: Callable[[], None] = lambda: None
 
-    def replace(self, existing: Item, source: Path, mtime: float) -> Item:
-        temp = self.upload(self.stat(existing.parent_id or ""), f".{existing.name}.tmp", source, mtime)
+    def replace(
+        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+    ) -> Item:
+        temp = self.upload(
+            self.stat(existing.parent_id or ""), f".{existing.name}.tmp", source, mtime, committing
+        )
         self.delete(existing)
         self.mid_swap()
         return self.rename(temp, existing.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -54,6 +55,22 @@ def test_upload_read_ranges_and_url_reuse(drive: ICloudDrive, emulator: Emulator
     after = emulator.stats()["requests"]
     by_id = [p for p in after if p.endswith("/download/by_id")]
     assert sum(after[p] - before.get(p, 0) for p in by_id) == 1, "one download URL for three ranges"
+
+
+def test_an_upload_reports_its_digest_before_the_file_appears(drive: ICloudDrive, tmp_path: Path) -> None:
+    """The write-back journals it then; hashed as the bytes go out, it costs no read of its own."""
+    folder = drive.mkdir(drive.root(), f"digest-{time.time_ns()}")
+    first, second = os.urandom(3 * 1024 * 1024 + 5), os.urandom(1000)
+    seen: list[tuple[str, list[str]]] = []
+
+    def committing(digest: str) -> None:
+        seen.append((digest, [c.name for c in drive.list_folders([folder.id])[0].children]))
+
+    item = drive.upload(folder, "d.bin", write(tmp_path, "d.bin", first), 0.0, committing)
+    assert seen == [(hashlib.sha256(first).hexdigest(), [])]
+    drive.replace(item, write(tmp_path, "d2.bin", second), 0.0, committing)
+    assert seen[1] == (hashlib.sha256(second).hexdigest(), ["d.bin"]), "the old file alone"
+    assert drive.read(child(drive, folder.id, "d.bin"), 0, 2000) == second
 
 
 def test_a_range_is_handed_on_in_pieces_as_it_arrives(drive: ICloudDrive, tmp_path: Path) -> None:

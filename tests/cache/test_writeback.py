@@ -31,12 +31,19 @@ class Parts:
     """A write-back with its caches, restartable on the same folder."""
 
     def __init__(
-        self, drive: MemoryDrive, folder: Path, delay: float, kind: type[WriteBack] = WriteBack
+        self,
+        drive: MemoryDrive,
+        folder: Path,
+        delay: float,
+        kind: type[WriteBack] = WriteBack,
+        workers: int = 32,
     ) -> None:
         self.meta = MetadataCache(drive, None, ttl=60.0, negative_ttl=5.0)
         self.content = ContentCache(folder / "blocks", 64 << 20)
         self.reader = Reader(drive, self.content)
-        self.wb = kind(drive, self.meta, self.content, self.reader, folder / "wb", delay=delay)
+        self.wb = kind(
+            drive, self.meta, self.content, self.reader, folder / "wb", delay=delay, workers=workers
+        )
         self.wb.start()
 
     def close(self) -> None:
@@ -324,6 +331,34 @@ def test_a_big_file_is_hashed_as_it_is_sent_and_journaled_before_it_appears(
         assert entry.attempts == [digest]
         assert len(drive.rows_at_commit) == 1 and digest in drive.rows_at_commit[0]
         assert drive.content("big.bin") == data and not hashed
+    finally:
+        made.close()
+
+
+def test_a_failure_after_an_upload_is_logged_and_later_uploads_go_on(
+    drive: MemoryDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error past the upload itself (here the content cache's disk is full) must not cost an
+    upload thread: with few threads, every later upload would wait forever."""
+    made = Parts(drive, tmp_path, delay=0.0, workers=1)
+    real = made.content.import_file
+    failures = [OSError(28, "No space left on device")]
+
+    def import_file(docwsid: str, etag: str, source: Path) -> bool:
+        if failures:
+            raise failures.pop()
+        return real(docwsid, etag, source)
+
+    monkeypatch.setattr(made.content, "import_file", import_file)
+    try:
+        for name in ("first.txt", "second.txt"):
+            entry = made.wb.create(_root(made).id, name, 0.0)
+            made.wb.attach(entry, writer=True)
+            made.wb.write(entry, 0, name.encode())
+            made.wb.release(entry, writer=True)
+        assert made.wb.drain(10.0)
+        assert drive.content("first.txt") == b"first.txt" and drive.content("second.txt") == b"second.txt"
+        assert not failures and "finishing the upload of first.txt failed" in caplog.text
     finally:
         made.close()
 

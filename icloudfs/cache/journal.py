@@ -35,7 +35,8 @@ class Journal:
             return list(self._db.execute("SELECT key, data FROM entries ORDER BY rowid").fetchall())
 
     def content(self, key: str) -> bytes | None:
-        """The file bytes kept in a row; None when the row keeps none (a bigger file)."""
+        """The file bytes kept in a row; None when the row keeps none (a bigger file). Asked row
+        by row, not with ``rows``: a journal of many small files holds up to 64 KiB for each."""
         with self._lock:
             found = self._db.execute("SELECT content FROM entries WHERE key = ?", (key,)).fetchone()
         return None if found is None or found[0] is None else bytes(found[0])

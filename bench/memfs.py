@@ -129,8 +129,13 @@ class MemoryFs(mfusepy.Operations):  # type: ignore[misc]
         node = parent.children[name] = Node(folder=False)
         return self._handle(node)
 
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        return bytes(self._handles[fh].data[offset : offset + size])
+    def read(self, path: str, into: memoryview, offset: int, fh: int) -> int:
+        """Into libfuse's buffer, as icloudfs reads (the binding's ``read``), with one copy.
+        The view is held only for that copy (a ``bytearray`` cannot grow while viewed)."""
+        with memoryview(self._handles[fh].data) as data:
+            piece = data[offset : offset + len(into)]
+            into[: len(piece)] = piece
+            return len(piece)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         node = self._handles[fh]

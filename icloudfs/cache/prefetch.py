@@ -1,9 +1,9 @@
 """Serving reads from the block cache, fetching what is missing, ahead of a sequential reader.
 
 A read needs the blocks that cover it; cached ones are read from disk (only the
-slice asked for), missing ones are fetched as ranged reads, in parallel, and
-stored. Concurrent readers of one block share one fetch, so two processes
-reading the same file cost one download.
+slice asked for, straight into the caller's buffer), missing ones are fetched as
+ranged reads, in parallel, and stored. Concurrent readers of one block share one
+fetch, so two processes reading the same file cost one download.
 
 Each open file has a ``ReadStream`` that decides how far to read ahead:
 
@@ -103,23 +103,20 @@ class Reader:
         self._lock = threading.Lock()
         self._inflight: dict[_BlockKey, tuple[Future[bytes], _Arrival | None]] = {}  # None: read-ahead
 
-    def read(self, item: Item, offset: int, size: int, stream: ReadStream) -> bytes:
-        """Bytes ``[offset, offset+size)`` of this version of ``item`` (short at EOF)."""
-        end = min(offset + size, item.size)
+    def read_into(self, item: Item, offset: int, into: memoryview, stream: ReadStream) -> int:
+        """Fill ``into`` with this version of ``item`` from ``offset``; the bytes read (short at EOF)."""
+        end = min(offset + len(into), item.size)
         if offset >= end:
-            return b""
+            return 0
         ahead = self._plan_ahead(item, offset, end, stream)
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
         pending: list[tuple[int, Future[bytes], _Arrival | None]] = []
-        parts: dict[int, bytes] = {}
         for index in range(first, last + 1):
-            start = offset - index * bs if index == first else 0
-            stop = end - index * bs if index == last else bs
-            cached = self._cache.read(item.docwsid, item.etag, index, start, stop - start)
-            if cached is not None and len(cached) == stop - start:
-                parts[index] = cached
-            else:
+            start, stop = self._span(index, offset, end)
+            at = index * bs + start - offset
+            part = into[at : at + stop - start]
+            if self._cache.read_into(item.docwsid, item.etag, index, start, part) != len(part):
                 pending.append((index, *self._fetch(item, index)))
         if ahead is not None:
             if pending:  # the reader waits for these: let them have the link to themselves
@@ -127,11 +124,15 @@ class Reader:
             else:
                 self._schedule_ahead(item, end, *ahead)
         for index, future, arrival in pending:
-            start = offset - index * bs if index == first else 0
-            stop = end - index * bs if index == last else bs
-            part = arrival.take(start, stop) if arrival is not None else None
-            parts[index] = part if part is not None else future.result()[start:stop]
-        return b"".join(parts[i] for i in range(first, last + 1))
+            start, stop = self._span(index, offset, end)
+            piece = arrival.take(start, stop) if arrival is not None else None
+            if piece is None:
+                piece = future.result()[start:stop]
+            at = index * bs + start - offset
+            into[at : at + len(piece)] = piece
+            if len(piece) < stop - start:  # the remote file is shorter than its listing said
+                return at + len(piece)
+        return end - offset
 
     def fetch_blocks(self, item: Item, length: int) -> list[Future[bytes]]:
         """The blocks covering ``[0, length)``, fetched in parallel (to stage a file for writing)."""
@@ -144,13 +145,18 @@ class Reader:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _span(self, index: int, offset: int, end: int) -> tuple[int, int]:
+        """The part of block ``index`` that ``[offset, end)`` covers, relative to the block."""
+        bs = self.block_size
+        return max(offset - index * bs, 0), min(end - index * bs, bs)
+
     def _block(self, item: Item, index: int) -> tuple[Future[bytes], _Arrival | None]:
         """One whole block, from the cache or fetched."""
         length = min(self.block_size, item.size - index * self.block_size)
-        cached = self._cache.read(item.docwsid, item.etag, index, 0, length)
-        if cached is not None and len(cached) == length:
+        cached = bytearray(length)
+        if self._cache.read_into(item.docwsid, item.etag, index, 0, memoryview(cached)) == length:
             done: Future[bytes] = Future()
-            done.set_result(cached)
+            done.set_result(bytes(cached))
             return done, None
         return self._fetch(item, index)
 

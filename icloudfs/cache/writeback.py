@@ -371,9 +371,9 @@ class WriteBack:
             self._due.pop(entry.key, None)
         self._upload(entry, raise_errors=True)
 
-    def read(self, entry: Entry, offset: int, size: int) -> bytes:
+    def read_into(self, entry: Entry, offset: int, into: memoryview) -> int:
         with entry.lock:
-            return os.pread(entry.fd, size, offset)
+            return os.preadv(entry.fd, [into], offset)
 
     def write(self, entry: Entry, offset: int, data: bytes | memoryview) -> int:
         with entry.lock:

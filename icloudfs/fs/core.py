@@ -243,12 +243,13 @@ class Filesystem:
         self._attach(handle, entry)
         return self._handles.add(handle)
 
-    def read(self, fh: int, size: int, offset: int) -> bytes:
+    def read_into(self, fh: int, into: memoryview, offset: int) -> int:
+        """Fill ``into`` from ``offset``; the bytes read (short at the end of the file)."""
         handle = self._handles.get(fh, FileHandle)
         entry = handle.entry or self._adopt(handle)
         if entry is not None:
-            return self.writeback.read(entry, offset, size)
-        return self._fresh(handle, lambda item: self.reader.read(item, offset, size, handle.stream))
+            return self.writeback.read_into(entry, offset, into)
+        return self._fresh(handle, lambda item: self.reader.read_into(item, offset, into, handle.stream))
 
     def write(self, fh: int, data: bytes | memoryview, offset: int) -> int:
         handle = self._handles.get(fh, FileHandle)

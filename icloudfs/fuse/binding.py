@@ -1,4 +1,4 @@
-"""Six corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
+"""Seven corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
 
 - ``readdir``: mfusepy fills entries without attributes and with flags 0, so
   ``ls -l`` costs a GETATTR per entry. When the kernel asks for READDIR_PLUS we
@@ -15,6 +15,12 @@
 - ``write``: mfusepy copies each request into a new ``bytes`` first; we hand the
   operation a ``memoryview`` of libfuse's own buffer instead (valid only during
   the call, which is all ``os.pwrite`` needs).
+- ``read``: mfusepy has the operation return a new ``bytes`` and copies it into
+  libfuse's buffer; we hand the operation a ``memoryview`` of that buffer to fill
+  and it returns the count, so a cached block goes from its file straight into
+  it, with no new 1 MiB object per read (whose pages are faulted in and zeroed
+  each time) and one copy fewer: a re-read from the disk cache, page cache
+  dropped, 644 -> 687 MB/s (medians of 20 runs interleaved with the old path).
 """
 
 from __future__ import annotations
@@ -71,8 +77,12 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
         return 0
 
     def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        data = memoryview((ctypes.c_char * size).from_address(ctypes.addressof(buf.contents)))
-        result: int = self.operations.write(self._decoded(path), data, offset, fip.contents.fh)
+        result: int = self.operations.write(self._decoded(path), _view(buf, size), offset, fip.contents.fh)
+        return result
+
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        into = _view(buf, size)
+        result: int = self.operations.read(self._decoded(path), into, offset, fip.contents.fh)
         return result
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
@@ -80,3 +90,8 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
             old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
         )
         return result
+
+
+def _view(buf: Any, size: int) -> memoryview:
+    """libfuse's buffer as bytes (format ``B``, so slices can be assigned), valid during the call."""
+    return memoryview((ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))).cast("B")

@@ -136,8 +136,9 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
         return self._fs.create(path, flags)
 
     @_op
-    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
-        return self._fs.read(fh, size, offset)
+    def read(self, path: str | None, into: memoryview, offset: int, fh: int) -> int:
+        """Fill libfuse's buffer (see ``binding``); the bytes read."""
+        return self._fs.read_into(fh, into, offset)
 
     @_op
     def write(self, path: str | None, data: bytes | memoryview, offset: int, fh: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -23,6 +24,11 @@ def _reader(tmp_path: Path, drive: MemoryDrive, limit: int = 256 << 20) -> Reade
     return Reader(drive, ContentCache(tmp_path, limit), max_window=8 << 20)
 
 
+def _read(reader: Reader, item: Item, offset: int, size: int, stream: ReadStream) -> bytes:
+    buffer = bytearray(size)
+    return bytes(buffer[: reader.read_into(item, offset, memoryview(buffer), stream)])
+
+
 def _wait_for(condition: object, timeout: float = 5.0) -> None:
     assert callable(condition)
     deadline = time.monotonic() + timeout
@@ -35,7 +41,7 @@ def test_random_reads_fetch_only_the_blocks_under_them(tmp_path: Path, drive: Me
     item = drive.add_file("f", data)
     reader = _reader(tmp_path, drive)
     for offset in (30 * BLOCK + 5, 3 * BLOCK + 7, 17 * BLOCK - 100):
-        assert reader.read(item, offset, 4096, ReadStream()) == data[offset : offset + 4096]
+        assert _read(reader, item, offset, 4096, ReadStream()) == data[offset : offset + 4096]
     time.sleep(0.1)
     assert drive.calls["read"] == 4  # the last read straddles two blocks
     reader.close()
@@ -48,12 +54,12 @@ def test_sequential_reads_grow_a_read_ahead_window(tmp_path: Path, drive: Memory
     stream = ReadStream()
     chunk = 128 << 10
     for offset in range(0, 4 * BLOCK, chunk):
-        assert reader.read(item, offset, chunk, stream) == data[offset : offset + chunk]
+        assert _read(reader, item, offset, chunk, stream) == data[offset : offset + chunk]
     assert stream.window == 8 << 20  # doubled up to the maximum
     _wait_for(lambda: drive.calls["read"] >= 12)
     assert 12 <= drive.calls["read"] <= 13  # four read + up to eight ahead, nothing twice
     before = drive.calls["read"]
-    assert reader.read(item, 5 * BLOCK, chunk, stream) == data[5 * BLOCK : 5 * BLOCK + chunk]
+    assert _read(reader, item, 5 * BLOCK, chunk, stream) == data[5 * BLOCK : 5 * BLOCK + chunk]
     _wait_for(lambda: drive.calls["read"] >= before + 2)
     assert drive.calls["read"] == before + 2  # block 5 was ahead already; the window slides by 2
     reader.close()
@@ -66,7 +72,7 @@ def test_concurrent_readers_share_one_download(tmp_path: Path, drive: MemoryDriv
     reader = _reader(tmp_path, drive)
     results: list[bytes] = []
     threads = [
-        threading.Thread(target=lambda: results.append(reader.read(item, 0, BLOCK, ReadStream())))
+        threading.Thread(target=lambda: results.append(_read(reader, item, 0, BLOCK, ReadStream())))
         for _ in range(8)
     ]
     for thread in threads:
@@ -124,10 +130,10 @@ def test_a_read_of_a_blocks_front_returns_before_the_rest_arrives(tmp_path: Path
     item = drive.add_file("f", data)
     drive.fail = fail
     reader = _reader(tmp_path, drive)
-    front, got_front = _in_thread(lambda: reader.read(item, 0, 4096, ReadStream()))
+    front, got_front = _in_thread(lambda: _read(reader, item, 0, 4096, ReadStream()))
     front.join(5)
     assert got_front == [data[:4096]], "the first bytes came while the block was still arriving"
-    back, got_back = _in_thread(lambda: reader.read(item, BLOCK - 4096, 4096, ReadStream()))
+    back, got_back = _in_thread(lambda: _read(reader, item, BLOCK - 4096, 4096, ReadStream()))
     back.join(0.2)
     assert back.is_alive(), "bytes not yet in are waited for"
     drive.release.set()
@@ -138,7 +144,7 @@ def test_a_read_of_a_blocks_front_returns_before_the_rest_arrives(tmp_path: Path
     else:
         assert got_back == [data[-4096:]]
         _wait_for(lambda: reader._cache.contains(item.docwsid, item.etag, 0))
-        assert reader.read(item, 0, BLOCK, ReadStream()) == data
+        assert _read(reader, item, 0, BLOCK, ReadStream()) == data
     assert drive.calls["read"] == 1
     reader.close()
 
@@ -146,8 +152,34 @@ def test_a_read_of_a_blocks_front_returns_before_the_rest_arrives(tmp_path: Path
 def test_reads_stop_at_the_end_of_the_file(tmp_path: Path, drive: MemoryDrive) -> None:
     item = drive.add_file("f", b"short")
     reader = _reader(tmp_path, drive)
-    assert reader.read(item, 2, 100, ReadStream()) == b"ort"
-    assert reader.read(item, 5, 100, ReadStream()) == b""
+    assert _read(reader, item, 2, 100, ReadStream()) == b"ort"
+    assert _read(reader, item, 5, 100, ReadStream()) == b""
+    reader.close()
+
+
+def test_a_read_over_a_cached_and_a_missing_block_fills_each_part_in_place(
+    tmp_path: Path, drive: MemoryDrive
+) -> None:
+    """The cached block goes straight into the caller's buffer, the fetched one after it."""
+    data = os.urandom(3 * BLOCK)
+    item = drive.add_file("f", data)
+    reader = _reader(tmp_path, drive)
+    reader.fetch_blocks(item, BLOCK)[0].result()  # block 0 cached, blocks 1 and 2 not
+    buffer = bytearray(b"\xff" * (BLOCK + 8192))
+    got = reader.read_into(item, BLOCK - 4096, memoryview(buffer)[:8192], ReadStream())
+    assert got == 8192
+    assert buffer[:8192] == data[BLOCK - 4096 : BLOCK + 4096]
+    assert buffer[8192:] == b"\xff" * BLOCK, "nothing written past the part asked for"
+    assert drive.calls["read"] == 2
+    reader.close()
+
+
+def test_a_remote_file_shorter_than_its_listing_reads_short(tmp_path: Path, drive: MemoryDrive) -> None:
+    """The count returned covers only bytes that arrived: the rest of the buffer is not data."""
+    data = os.urandom(BLOCK + 100)
+    listed = dataclasses.replace(drive.add_file("f", data), size=2 * BLOCK)
+    reader = _reader(tmp_path, drive)
+    assert _read(reader, listed, BLOCK - 10, 4096, ReadStream()) == data[BLOCK - 10 :]
     reader.close()
 
 
@@ -176,12 +208,12 @@ def test_a_sequential_reader_of_cached_blocks_has_them_read_from_disk_ahead(
     reads = drive.calls["read"]
     stream = ReadStream()
     for offset in range(0, 6 * BLOCK, BLOCK):
-        assert reader.read(item, offset, BLOCK, stream) == data[offset : offset + BLOCK]
+        assert _read(reader, item, offset, BLOCK, stream) == data[offset : offset + BLOCK]
     _wait_for(lambda: 9 in cache.advised)
     assert sorted(cache.advised) == list(range(1, 10)), "each block ahead once (to 6 + 4 MiB)"
     assert drive.calls["read"] == reads, "all from the cache"
     cache.advised.clear()
-    assert reader.read(item, 2 * BLOCK + 5, 4096, ReadStream()) == data[2 * BLOCK + 5 : 2 * BLOCK + 4101]
+    assert _read(reader, item, 2 * BLOCK + 5, 4096, ReadStream()) == data[2 * BLOCK + 5 : 2 * BLOCK + 4101]
     time.sleep(0.1)
     assert cache.advised == [], "a random read asks for nothing ahead"
     reader.close()

@@ -25,6 +25,7 @@ from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.protocol import Committing
 from icloudfs.drive.types import Item
 from icloudfs.errors import Throttled
+from tests.cache.conftest import read_block, read_staged
 
 
 class Parts:
@@ -133,8 +134,8 @@ def test_a_copy_resumed_after_a_crash_is_still_the_cached_block(drive: MemoryDri
         resumed = again.wb.entry_for(LOCAL_PREFIX + copy.stem)  # its row predates the upload
         assert resumed is not None and resumed.shared
         _write(again, resumed, b"changed")
-        assert again.content.read(stored.docwsid, stored.etag, 0, 0, 100) == b"stored once"
-        assert again.wb.read(resumed, 0, 100) == b"changed"
+        assert read_block(again.content, stored.docwsid, stored.etag, 0, 0, 100) == b"stored once"
+        assert read_staged(again.wb, resumed, 0, 100) == b"changed"
     finally:
         again.close()
 
@@ -457,11 +458,11 @@ def test_a_write_after_the_store_leaves_the_cached_block_alone(drive: MemoryDriv
     parts.wb.write(entry, 0, b"stored version")
     parts.wb.sync(entry)
     stored = drive.item_at("linked.txt")
-    assert parts.content.read(stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
+    assert read_block(parts.content, stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
     assert entry.path.stat().st_nlink == 2
     parts.wb.write(entry, 0, b"STORED")
-    assert parts.content.read(stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
-    assert parts.wb.read(entry, 0, 100) == b"STORED version"
+    assert read_block(parts.content, stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
+    assert read_staged(parts.wb, entry, 0, 100) == b"STORED version"
     parts.wb.sync(entry)
     parts.wb.release(entry, writer=True)
     assert drive.content("linked.txt") == b"STORED version"

@@ -50,9 +50,19 @@ def write_file(fs: Filesystem, path: str, data: bytes) -> None:
     fs.release(fh)
 
 
+def read_at(fs: Filesystem, fh: int, size: int, offset: int) -> bytes:
+    """``pread`` on a handle, as the FUSE layer asks: into a buffer of ``size`` bytes."""
+    buffer = bytearray(size)
+    return bytes(buffer[: fs.read_into(fh, memoryview(buffer), offset)])
+
+
 def read_file(fs: Filesystem, path: str) -> bytes:
+    """Read to the end in 1 MiB requests, as the kernel would."""
     fh = fs.open(path, os.O_RDONLY)
     try:
-        return fs.read(fh, 1 << 30, 0)
+        parts: list[bytes] = []
+        while part := read_at(fs, fh, 1 << 20, sum(map(len, parts))):
+            parts.append(part)
+        return b"".join(parts)
     finally:
         fs.release(fh)

@@ -111,24 +111,22 @@ class Reader:
         ahead = self._plan_ahead(item, offset, end, stream)
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
-        pending: list[tuple[int, Future[bytes], _Arrival | None]] = []
+        pending: list[tuple[int, int, int, Future[bytes], _Arrival | None]] = []  # at, start, stop
         for index in range(first, last + 1):
             start, stop = self._span(index, offset, end)
-            at = index * bs + start - offset
+            at = index * bs + start - offset  # where the block's part goes in ``into``
             part = into[at : at + stop - start]
             if self._cache.read_into(item.docwsid, item.etag, index, start, part) != len(part):
-                pending.append((index, *self._fetch(item, index)))
+                pending.append((at, start, stop, *self._fetch(item, index)))
         if ahead is not None:
             if pending:  # the reader waits for these: let them have the link to themselves
-                pending[-1][1].add_done_callback(lambda _: self._schedule_ahead(item, end, *ahead))
+                pending[-1][3].add_done_callback(lambda _: self._schedule_ahead(item, end, *ahead))
             else:
                 self._schedule_ahead(item, end, *ahead)
-        for index, future, arrival in pending:
-            start, stop = self._span(index, offset, end)
+        for at, start, stop, future, arrival in pending:
             piece = arrival.take(start, stop) if arrival is not None else None
             if piece is None:
                 piece = future.result()[start:stop]
-            at = index * bs + start - offset
             into[at : at + len(piece)] = piece
             if len(piece) < stop - start:  # the remote file is shorter than its listing said
                 return at + len(piece)

@@ -7,6 +7,7 @@ import pytest
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.writeback import Entry, WriteBack
 from icloudfs.drive.memory import MemoryDrive
+from tests.support.buffers import filled
 
 
 @pytest.fixture
@@ -17,11 +18,8 @@ def drive() -> MemoryDrive:
 def read_block(
     cache: ContentCache, docwsid: str, etag: str, index: int, start: int, length: int
 ) -> bytes | None:
-    buffer = bytearray(length)
-    got = cache.read_into(docwsid, etag, index, start, memoryview(buffer))
-    return None if got is None else bytes(buffer[:got])
+    return filled(length, lambda into: cache.read_into(docwsid, etag, index, start, into))
 
 
 def read_staged(wb: WriteBack, entry: Entry, offset: int, size: int) -> bytes:
-    buffer = bytearray(size)
-    return bytes(buffer[: wb.read_into(entry, offset, memoryview(buffer))])
+    return filled(size, lambda into: wb.read_into(entry, offset, into)) or b""

@@ -16,6 +16,7 @@ from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.protocol import Arrived
 from icloudfs.drive.types import Item
 from icloudfs.errors import Unavailable
+from tests.support.buffers import filled
 
 BLOCK = 1 << 20
 
@@ -25,8 +26,7 @@ def _reader(tmp_path: Path, drive: MemoryDrive, limit: int = 256 << 20) -> Reade
 
 
 def _read(reader: Reader, item: Item, offset: int, size: int, stream: ReadStream) -> bytes:
-    buffer = bytearray(size)
-    return bytes(buffer[: reader.read_into(item, offset, memoryview(buffer), stream)])
+    return filled(size, lambda into: reader.read_into(item, offset, into, stream)) or b""
 
 
 def _wait_for(condition: object, timeout: float = 5.0) -> None:

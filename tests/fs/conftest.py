@@ -11,6 +11,7 @@ import pytest
 
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.fs.core import Filesystem
+from tests.support.buffers import filled
 
 FsFactory = Callable[..., Filesystem]
 
@@ -52,8 +53,7 @@ def write_file(fs: Filesystem, path: str, data: bytes) -> None:
 
 def read_at(fs: Filesystem, fh: int, size: int, offset: int) -> bytes:
     """``pread`` on a handle, as the FUSE layer asks: into a buffer of ``size`` bytes."""
-    buffer = bytearray(size)
-    return bytes(buffer[: fs.read_into(fh, memoryview(buffer), offset)])
+    return filled(size, lambda into: fs.read_into(fh, into, offset)) or b""
 
 
 def read_file(fs: Filesystem, path: str) -> bytes:

@@ -16,8 +16,9 @@ Backends raise these; the FUSE layer maps them to errno in one place
     │       ├── Needs2FA            Apple demands a new code
     │       ├── AccountLocked       too many bad passwords (-20209)
     │       └── WebAccessBlocked    Advanced Data Protection without web access
-    └── CredentialError             bad input from the user, refused before sending
-        └── AppSpecificPassword     an app-specific password was offered
+    ├── CredentialError             bad input from the user, refused before sending
+    │   └── AppSpecificPassword     an app-specific password was offered
+    └── Cancelled                   an upload the write-back no longer wants (not a failure)
 """
 
 from __future__ import annotations
@@ -81,3 +82,9 @@ class CredentialError(IcloudfsError):
 
 class AppSpecificPassword(CredentialError):
     """An app-specific password was given where the Apple ID password is needed."""
+
+
+class Cancelled(IcloudfsError):
+    """The write-back cancelled an upload in flight: the file was renamed, deleted or changed
+    again before its bytes were committed. Not a failure: nothing appeared remotely, and the
+    write-back queues the file again. Not a ``DriveError``, so no retry loop retries it."""

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from icloudfs.drive import names
-from icloudfs.drive.protocol import Committing, Drive
+from icloudfs.drive.protocol import Drive, UploadControl
 from icloudfs.drive.types import Item
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
 
@@ -36,21 +36,21 @@ def store(
     attempts: list[str],
     *,
     resumed: bool = False,
-    committing: Committing | None = None,
+    control: UploadControl | None = None,
 ) -> tuple[Item, bool]:
     """Upload ``source`` as ``name`` (over ``base`` when it has one); returns the stored item
     and whether it went to a conflict copy. ``attempts``: digests of our uploads journaled so
     far; ``resumed``: they were begun before a crash, so strays of theirs may be left;
-    ``committing``: given to every upload (see ``Committing``)."""
+    ``control``: given to every upload (see ``UploadControl``)."""
     if resumed:
         _trash_strays(drive, parent, name, attempts)
     try:
         if base is None:
-            return drive.upload(parent, name, source, mtime, committing), False
+            return drive.upload(parent, name, source, mtime, control), False
         try:
-            return drive.replace(base, source, mtime, committing), False
+            return drive.replace(base, source, mtime, control), False
         except NotFound:  # deleted remotely meanwhile: the local bytes bring it back
-            return drive.upload(parent, name, source, mtime, committing), False
+            return drive.upload(parent, name, source, mtime, control), False
     except (Conflict, AlreadyExists) as why:
         remote = _remote_file(drive, parent, name)
         digest = None if remote is None else remote_digest(drive, remote)
@@ -59,7 +59,7 @@ def store(
             return remote, False
         if remote is not None and digest in attempts:
             log.info("%s holds an earlier upload of ours; replacing it", name)
-            return drive.replace(remote, source, mtime, committing), False
+            return drive.replace(remote, source, mtime, control), False
         log.warning(
             "conflict on %s (%s; remote %s bytes, local %d bytes, %d upload(s) of ours known): "
             "keeping the local version as a copy",
@@ -72,7 +72,7 @@ def store(
     now = datetime.now()
     for attempt in range(1, 100):
         try:
-            copy = drive.upload(parent, conflict_name(name, now, attempt), source, mtime, committing)
+            copy = drive.upload(parent, conflict_name(name, now, attempt), source, mtime, control)
         except AlreadyExists:
             continue
         log.warning("conflict: %s changed remotely; local version saved as %s", name, copy.name)

@@ -596,7 +596,7 @@ class WriteBack:
                     mtime,
                     entry.attempts,
                     resumed=entry.resumed,
-                    committing=functools.partial(self._record_attempt, entry),
+                    control=_Control(functools.partial(self._record_attempt, entry)),
                 )
             except Exception as error:
                 self._failed(entry, error)
@@ -788,6 +788,16 @@ class WriteBack:
         entry.size, entry.shared = status.st_size, status.st_nlink > 1  # linked into the cache
         entry.generation, entry.stored_generation, entry.journaled_generation = 1, 0, 1
         return entry
+
+
+@dataclass
+class _Control:
+    """An upload's control: never cancelled; its digest is journaled at the commit."""
+
+    committing: Callable[[str], None]
+
+    def check(self) -> None:
+        pass
 
 
 def _start_write_out(fd: int) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from icloudfs.drive import names
-from icloudfs.drive.protocol import Arrived, Committing
+from icloudfs.drive.protocol import Arrived, UploadControl
 from icloudfs.drive.types import Item, ItemKind, Listing, Quota
 from icloudfs.errors import AlreadyExists, Conflict, DriveError, NotFound
 
@@ -92,18 +92,18 @@ class MemoryDrive:
         return data
 
     def upload(
-        self, parent: Item, name: str, source: Path, mtime: float, committing: Committing | None = None
+        self, parent: Item, name: str, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
-        data = _sent(source, committing)
+        data = _sent(source, control)
         with self._call("upload"):
             folder = self._folder(parent.id)
             self._check_free(folder, name)
             return self._add(folder, name, ItemKind.FILE, data, mtime).item
 
     def replace(
-        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+        self, existing: Item, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
-        data = _sent(source, committing)  # the new bytes are in hand before the old go
+        data = _sent(source, control)  # the new bytes are in hand before the old go
         with self._call("replace"):
             node = self._current(existing)
             node.data = data
@@ -326,11 +326,13 @@ class MemoryDrive:
         return False
 
 
-def _sent(source: Path, committing: Committing | None) -> bytes:
+def _sent(source: Path, control: UploadControl | None) -> bytes:
     """The bytes an upload sends, announced before they are stored (as iCloud's backend does)."""
+    if control is not None:
+        control.check()
     data = source.read_bytes()
-    if committing is not None:
-        committing(hashlib.sha256(data).hexdigest())
+    if control is not None:
+        control.committing(hashlib.sha256(data).hexdigest())
     return data
 
 

@@ -16,10 +16,22 @@ from icloudfs.drive.types import Item, Listing, Quota
 Arrived = Callable[[int, bytes], None]
 """``arrived(position, piece)``: bytes at ``offset + position`` of a read still under way."""
 
-Committing = Callable[[str], None]
-"""``committing(sha256)``: the hex SHA-256 of the bytes an upload sent, given before the request
-that makes them appear remotely. The write-back journals it there, so after a crash an upload
-that was stored is recognised as ours; hashed as the bytes go out, it costs no read of its own."""
+
+class UploadControl(Protocol):
+    """What an upload in flight asks of the write-back that started it, and tells it.
+
+    ``check`` is called as the bytes go out; it raises ``Cancelled`` when the upload is no longer
+    wanted (the file was renamed, deleted or changed again), and the transfer stops there.
+    ``committing(sha256)`` comes once the bytes are sent, just before the request that makes
+    them appear remotely: the write-back journals the digest there, so after a crash an upload
+    that was stored is recognised as ours (hashed as the bytes go out, it costs no read of its
+    own). It may raise ``Cancelled`` too; then that request is not sent and nothing appears.
+    Past that point an upload cannot be cancelled: it ends as stored or failed.
+    """
+
+    def check(self) -> None: ...
+
+    def committing(self, sha256: str) -> None: ...
 
 
 @runtime_checkable
@@ -51,13 +63,13 @@ class Drive(Protocol):
         ...
 
     def upload(
-        self, parent: Item, name: str, source: Path, mtime: float, committing: Committing | None = None
+        self, parent: Item, name: str, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
         """Store a new file from a local path; ``AlreadyExists`` if the name is taken."""
         ...
 
     def replace(
-        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+        self, existing: Item, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
         """Store new content for a file: the new bytes are stored before the old go."""
         ...

@@ -48,7 +48,7 @@ from pyicloud.exceptions import (
 )
 from pyicloud.services.drive import DriveNode, DriveService
 
-from icloudfs.drive.protocol import Arrived, Committing
+from icloudfs.drive.protocol import Arrived, UploadControl
 from icloudfs.drive.types import Item, Listing, Quota
 from icloudfs.errors import (
     AlreadyExists,
@@ -223,13 +223,13 @@ class ICloudDrive:
         return str(token["url"])
 
     def upload(
-        self, parent: Item, name: str, source: Path, mtime: float, committing: Committing | None = None
+        self, parent: Item, name: str, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
         if "/" in name:
             # update/documents takes a *path*, so a name with "/" goes up under a temporary
             # name and is renamed (renameItems takes a plain name).
-            return self.rename(self.upload(parent, _temp_name(name), source, mtime, committing), name)
-        item = self._upload(parent.id, name, source, mtime, committing)
+            return self.rename(self.upload(parent, _temp_name(name), source, mtime, control), name)
+        item = self._upload(parent.id, name, source, mtime, control)
         if _name_key(item.name) != _name_key(name):
             # iCloud stored it as "name 2": the name was taken. Undo, and say so.
             self.delete(item)
@@ -237,12 +237,12 @@ class ICloudDrive:
         return item
 
     def replace(
-        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+        self, existing: Item, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
         if existing.parent_id is None:
             raise NotFound(f"{existing.name}: no parent folder")
         self._remove_stale_temps(existing)
-        fresh = self._upload(existing.parent_id, _temp_name(existing.name), source, mtime, committing)
+        fresh = self._upload(existing.parent_id, _temp_name(existing.name), source, mtime, control)
         try:
             self.delete(existing)
         except DriveError:
@@ -268,10 +268,11 @@ class ICloudDrive:
                 self.delete(child)
 
     def _upload(
-        self, parent_id: str, name: str, source: Path, mtime: float, committing: Committing | None
+        self, parent_id: str, name: str, source: Path, mtime: float, control: UploadControl | None
     ) -> Item:
-        """upload/web for a ticket, the bytes to its content URL (hashed as they go), then
-        update/documents, which makes the file appear: ``committing`` is told just before."""
+        """upload/web for a ticket, the bytes to its content URL (hashed as they go, and
+        stopped by ``control.check``), then update/documents, which makes the file appear:
+        ``control.committing`` is told just before, and may still call it off."""
         zone, parent_docwsid = _split_id(parent_id)
         size = source.stat().st_size
         content_type = mimetypes.guess_type(name)[0] or ""
@@ -295,12 +296,15 @@ class ICloudDrive:
                 headers = {**api.session.headers, "Content-Type": body.content_type}
                 headers["Content-Length"] = str(len(body))
                 jar = api.session.cookies
-                sent = self._http.request("POST", url, body=body, headers=headers, cookies=jar)
+                check = None if control is None else control.check
+                sent = self._http.request("POST", url, body=body, headers=headers, cookies=jar, check=check)
             return dict(_answer(sent)["singleFile"]), body.digest()
 
+        if control is not None:
+            control.check()
         stored, digest = self._call(send)
-        if committing is not None:
-            committing(digest)
+        if control is not None:
+            control.committing(digest)
         data: dict[str, Any] = {
             "signature": stored["fileChecksum"],
             "wrapping_key": stored["wrappingKey"],

@@ -12,6 +12,9 @@ these calls need is kept:
 - every call is timed and counted in the account's ``HttpMetrics``;
 - a call that gets no answer raises ``Unreachable``, one whose body breaks off
   ``Unavailable``; statuses are left to the caller (``ICloudDrive`` maps them);
+- an upload can be stopped: ``check`` is called as the body is read and on libcurl's
+  progress callback (about once a second even when a slow link sends nothing), and what it
+  raises (``Cancelled``) ends the transfer and is raised to the caller;
 - HTTP/1.1 as pyicloud speaks it, no redirects followed, bodies decoded
   (gzip) as ``requests`` decodes them;
 - without an explicit CA file the environment is honoured as ``requests`` would:
@@ -73,7 +76,9 @@ class _Exchange:
     set_cookies: list[str] = field(default_factory=list)
     pieces: list[bytes] = field(default_factory=list)
     received: int = 0
-    failure: BaseException | None = None  # raised by the sink; re-raised after the transfer
+    failure: BaseException | None = None  # raised by a callback; re-raised after the transfer
+    source: Readable | None = None  # a streamed request body
+    check: Callable[[], None] | None = None  # raises to stop the transfer
 
     def header(self, line: bytes) -> None:
         text = line.decode("iso-8859-1").rstrip("\r\n")
@@ -84,6 +89,27 @@ class _Exchange:
             name, _, value = text.partition(":")
             if name.strip().lower() == "set-cookie":
                 self.set_cookies.append(value.strip())
+
+    def read(self, size: int) -> bytes | int:
+        """The next piece of the request body; a failure stops the transfer and is kept."""
+        assert self.source is not None
+        try:
+            if self.check is not None:
+                self.check()
+            return self.source.read(size)
+        except BaseException as error:
+            self.failure = error
+            return pycurl.READFUNC_ABORT
+
+    def progress(self, *_: int) -> int:
+        """libcurl's progress callback: non-zero stops the transfer."""
+        assert self.check is not None
+        try:
+            self.check()
+        except BaseException as error:
+            self.failure = error
+            return 1
+        return 0
 
     def body(self, piece: bytes) -> int | None:
         if self.sink is not None and self.status == 206:
@@ -126,9 +152,11 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         cookies: CookieJar | None = None,
         sink: Sink | None = None,
+        check: Callable[[], None] | None = None,
     ) -> Answer:
         """Send one request and read its whole answer. A ``Readable`` body needs a
-        ``Content-Length`` header; ``sink`` sees a 206 body's pieces as they arrive."""
+        ``Content-Length`` header; ``sink`` sees a 206 body's pieces as they arrive; ``check``
+        may raise to stop the transfer (the error is raised here)."""
         sent_headers = dict(headers or {})
         cookie_request = None  # what the jar reads of a request; downloads send no cookies
         if cookies is not None:
@@ -137,7 +165,7 @@ class Transport:
             if cookie := cookie_request.get_header("Cookie"):
                 sent_headers["Cookie"] = cookie
         size = len(body) if isinstance(body, bytes) else int(sent_headers.get("Content-Length", 0))
-        exchange = _Exchange(sink)
+        exchange = _Exchange(sink, source=None if isinstance(body, bytes) else body, check=check)
         started = time.perf_counter()
         status = "error"
         try:
@@ -191,7 +219,10 @@ class Transport:
                 elif body is not None:
                     if size > UPLOAD_BUFFER:
                         handle.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER)
-                    handle.setopt(pycurl.READFUNCTION, body.read)
+                    handle.setopt(pycurl.READFUNCTION, exchange.read)
+            if exchange.check is not None:
+                handle.setopt(pycurl.NOPROGRESS, 0)
+                handle.setopt(pycurl.XFERINFOFUNCTION, exchange.progress)
             try:
                 handle.perform()
             except pycurl.error as error:

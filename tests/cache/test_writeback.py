@@ -22,10 +22,11 @@ from icloudfs.cache.metadata import LOCAL_PREFIX, MetadataCache
 from icloudfs.cache.prefetch import Reader
 from icloudfs.cache.writeback import DIGEST_AT_CLOSE, IN_ROW, Entry, WriteBack, _start_write_out
 from icloudfs.drive.memory import MemoryDrive
-from icloudfs.drive.protocol import Committing
+from icloudfs.drive.protocol import UploadControl
 from icloudfs.drive.types import Item
 from icloudfs.errors import Throttled
 from tests.cache.conftest import read_block, read_staged
+from tests.support.uploads import chained
 
 
 class Parts:
@@ -301,14 +302,12 @@ class _ReadsJournalAtCommit(MemoryDrive):
     rows_at_commit: list[str]
 
     def upload(
-        self, parent: Item, name: str, source: Path, mtime: float, committing: Committing | None = None
+        self, parent: Item, name: str, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
-        def commit(digest: str) -> None:
-            assert committing is not None
-            committing(digest)
+        def read_rows(digest: str) -> None:
             self.rows_at_commit = [data for _, data in Journal(self.journal).rows()]
 
-        return super().upload(parent, name, source, mtime, commit)
+        return super().upload(parent, name, source, mtime, chained(control, read_rows))
 
 
 def test_a_big_file_is_hashed_as_it_is_sent_and_journaled_before_it_appears(
@@ -400,10 +399,10 @@ class _ICloudLikeDrive(MemoryDrive):
     """Replaces as iCloud does: the new version is a new item, the old one is gone."""
 
     def replace(
-        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+        self, existing: Item, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
         parent = self.stat(existing.parent_id or "")
-        fresh = self.upload(parent, f".{existing.name}.new", source, mtime, committing)
+        fresh = self.upload(parent, f".{existing.name}.new", source, mtime, control)
         self.delete(existing)
         return self.rename(fresh, existing.name)
 

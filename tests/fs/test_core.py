@@ -11,7 +11,7 @@ import pytest
 
 from icloudfs.cache import writeback
 from icloudfs.drive.memory import MemoryDrive
-from icloudfs.drive.protocol import Committing
+from icloudfs.drive.protocol import UploadControl
 from icloudfs.drive.types import Item, ItemKind
 from icloudfs.errors import AlreadyExists, Conflict, NotFound
 from icloudfs.fs.core import Filesystem
@@ -305,10 +305,10 @@ class _NonAtomicReplace(MemoryDrive):
         self.mid_swap: Callable[[], None] = lambda: None
 
     def replace(
-        self, existing: Item, source: Path, mtime: float, committing: Committing | None = None
+        self, existing: Item, source: Path, mtime: float, control: UploadControl | None = None
     ) -> Item:
         temp = self.upload(
-            self.stat(existing.parent_id or ""), f".{existing.name}.tmp", source, mtime, committing
+            self.stat(existing.parent_id or ""), f".{existing.name}.tmp", source, mtime, control
         )
         self.delete(existing)
         self.mid_swap()

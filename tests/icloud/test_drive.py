@@ -14,6 +14,7 @@ from icloudfs.errors import AlreadyExists, Conflict, NotFound, Throttled, Unavai
 from icloudfs.icloud.drive import ICloudDrive
 from icloudfs.icloud.nodes import ROOT_ID
 from tests.support.emulator import Emulator
+from tests.support.uploads import OnCommit
 
 
 def child(drive: ICloudDrive, folder_id: str, name: str):  # type: ignore[no-untyped-def]
@@ -63,12 +64,13 @@ def test_an_upload_reports_its_digest_before_the_file_appears(drive: ICloudDrive
     first, second = os.urandom(3 * 1024 * 1024 + 5), os.urandom(1000)
     seen: list[tuple[str, list[str]]] = []
 
-    def committing(digest: str) -> None:
+    def committed(digest: str) -> None:
         seen.append((digest, [c.name for c in drive.list_folders([folder.id])[0].children]))
 
-    item = drive.upload(folder, "d.bin", write(tmp_path, "d.bin", first), 0.0, committing)
+    control = OnCommit(committed)
+    item = drive.upload(folder, "d.bin", write(tmp_path, "d.bin", first), 0.0, control)
     assert seen == [(hashlib.sha256(first).hexdigest(), [])]
-    drive.replace(item, write(tmp_path, "d2.bin", second), 0.0, committing)
+    drive.replace(item, write(tmp_path, "d2.bin", second), 0.0, control)
     assert seen[1] == (hashlib.sha256(second).hexdigest(), ["d.bin"]), "the old file alone"
     assert drive.read(child(drive, folder.id, "d.bin"), 0, 2000) == second
 

@@ -3,7 +3,9 @@
 It behaves like iCloud where the filesystem can tell the difference: names are
 unique per folder after NFC + case folding, every write makes a new etag, stale
 etags are refused with ``Conflict``, ``replace`` keeps the old bytes until the new
-ones are read in full, and trashed items leave the tree. Ids and etags come
+ones are read in full and stores them as a new item (new id and document id, as
+iCloud's backend does: there is no overwrite API, rclone PR 7717), and trashed
+items leave the tree. Ids and etags come
 from counters, so two drives seeded the same way hand out the same ids (a test
 can "restart" against a fresh copy).
 
@@ -105,10 +107,11 @@ class MemoryDrive:
     ) -> Item:
         data = _sent(source, control)  # the new bytes are in hand before the old go
         with self._call("replace"):
-            node = self._current(existing)
-            node.data = data
-            node.item = dataclasses.replace(node.item, size=len(data), mtime=mtime, etag=self._next_etag())
-            return node.item
+            old = self._current(existing)
+            folder = self._folder(old.item.parent_id or "")
+            self._detach(old)
+            self._forget(old)
+            return self._add(folder, old.item.name, old.item.kind, data, mtime).item
 
     def mkdir(self, parent: Item, name: str) -> Item:
         with self._call("mkdir"):

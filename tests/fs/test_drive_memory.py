@@ -69,6 +69,25 @@ def test_stale_etags_are_refused(tmp_path: Path) -> None:
     assert drive.content("f") == b"2"
 
 
+def test_replace_stores_a_new_item_as_icloud_does(tmp_path: Path) -> None:
+    """iCloud has no overwrite: a new version is a new upload (rclone PR 7717), and icloudfs's
+    backend stores it under a temporary name, deletes the old item and renames the new one into
+    place. The replaced item is gone: its id, etag and document id answer NotFound."""
+    drive = MemoryDrive()
+    old = drive.add_file("folder/f.txt", b"old")
+    source = tmp_path / "s"
+    source.write_bytes(b"new")
+    new = drive.replace(old, source, 7.0)
+    assert (new.id, new.docwsid) != (old.id, old.docwsid)
+    assert (new.name, new.parent_id, new.size, new.mtime) == ("f.txt", old.parent_id, 3, 7.0)
+    assert drive.item_at("folder/f.txt") == new and drive.content("folder/f.txt") == b"new"
+    assert drive.names("folder") == ["f.txt"]
+    with pytest.raises(NotFound):
+        drive.stat(old.id)
+    with pytest.raises(NotFound):
+        drive.read(old, 0, 3)
+
+
 def test_replace_keeps_the_old_bytes_if_the_new_cannot_be_read(tmp_path: Path) -> None:
     drive = MemoryDrive()
     item = drive.add_file("f", b"old")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from icloudfs.drive.memory import MemoryDrive
 from tests.fuse.conftest import MountFactory
+from tests.support.gated import GatedDrive
 
 MiB = 1 << 20
 
@@ -51,3 +53,34 @@ def test_full_cache_disk_gives_enospc_and_damages_nothing(
     live.settle(30)
     assert drive.content("first.bin") == first
     assert not drive.exists("huge.bin")
+
+
+def test_uploads_resume_by_themselves_once_the_full_disk_has_room(
+    small_disk: Path, mount_factory: MountFactory
+) -> None:
+    """The write-back's bookkeeping after an upload (forgetting journal rows, saving listings)
+    needs the cache disk too. Full then, it must pause with its cause shown, not die: once there
+    is room again every queued upload is stored, without a remount."""
+    drive = GatedDrive()
+    live = mount_factory(drive, cache_dir=small_disk, cache_size=2 * MiB, write_back=0.0)
+    gate = drive.hold("upload", "first.txt")
+    (live.path / "first.txt").write_bytes(b"first")
+    gate.wait_entered()
+    filler = open(live.path / "filler.bin", "wb")  # noqa: SIM115 (closed by hand, it may fail)
+    with pytest.raises(OSError) as full:
+        for _ in range(40):
+            filler.write(os.urandom(MiB))
+            filler.flush()
+    assert full.value.errno == errno.ENOSPC
+    gate.open()  # stored now; what follows the upload meets the full disk
+    deadline = time.monotonic() + 10
+    while "disk full" not in (live.fs.stats()["uploads"]["paused"] or ""):
+        assert time.monotonic() < deadline, f"no pause shown: {live.fs.stats()['uploads']}"
+        time.sleep(0.1)
+    with pytest.raises(OSError):
+        filler.close()
+    os.unlink(live.path / "filler.bin")
+    (live.path / "second.txt").write_bytes(b"second")
+    live.settle(30)
+    assert drive.content("first.txt") == b"first" and drive.content("second.txt") == b"second"
+    assert live.fs.stats()["uploads"]["paused"] is None

@@ -71,7 +71,16 @@ def test_rmdir_unlink_and_open_unlinked_files(any_mount: LiveMount) -> None:
     with open(root / "d" / "f", "rb") as handle:
         os.unlink(root / "d" / "f")
         assert not (root / "d" / "f").exists()
+        assert os.listdir(root / "d") == []
+        assert os.fstat(handle.fileno()).st_size == len(b"keep reading me")
         assert handle.read() == b"keep reading me"
+    with open(root / "d" / "new", "w+b") as handle:
+        handle.write(b"written, then unlinked")
+        os.unlink(root / "d" / "new")
+        handle.write(b", and written again")
+        assert os.fstat(handle.fileno()).st_size == len(b"written, then unlinked, and written again")
+        handle.seek(0)
+        assert handle.read() == b"written, then unlinked, and written again"
     os.rmdir(root / "d")
     any_mount.settle()
     assert not any_mount.drive.exists("d")
@@ -100,9 +109,52 @@ def test_name_length_limit(any_mount: LiveMount) -> None:
     longest = "n" * 251 + ".txt"  # 255 bytes
     (any_mount.path / longest).write_bytes(b"ok")
     assert (any_mount.path / longest).read_bytes() == b"ok"
-    assert errno_of(lambda: (any_mount.path / ("n" * 256)).write_bytes(b"x")) == errno.ENAMETOOLONG
+    too_long = any_mount.path / ("n" * 256)
+    for call in (
+        lambda: too_long.write_bytes(b"x"),
+        lambda: os.stat(too_long),
+        lambda: too_long.read_bytes(),
+        lambda: os.unlink(too_long),
+        lambda: os.rmdir(too_long),
+        lambda: os.mkdir(too_long),
+        lambda: os.truncate(too_long, 0),
+        lambda: os.rename(too_long, any_mount.path / "short"),
+        lambda: os.rename(any_mount.path / longest, too_long),
+        lambda: os.stat(too_long / "below"),
+    ):
+        assert errno_of(call) == errno.ENAMETOOLONG
     any_mount.settle()
     assert any_mount.drive.content(longest) == b"ok"
+
+
+def test_folder_link_counts_and_times(any_mount: LiveMount) -> None:
+    """A folder's ``st_nlink`` is 2 + its subfolders (``find`` relies on it), and its mtime and
+    ctime move when an entry is created, removed or renamed in it (``make``, backup tools)."""
+    root = any_mount.path
+    (root / "d").mkdir()
+    assert os.stat(root / "d").st_nlink == 2
+    (root / "d" / "sub1").mkdir()
+    (root / "d" / "sub2").mkdir()
+    (root / "d" / "file").write_bytes(b"f")
+    assert os.stat(root / "d").st_nlink == 4
+
+    def times() -> tuple[int, int]:
+        status = os.stat(root / "d")
+        return status.st_mtime_ns, status.st_ctime_ns
+
+    for change in (
+        lambda: (root / "d" / "another").write_bytes(b"a"),
+        lambda: os.rename(root / "d" / "another", root / "d" / "renamed"),
+        lambda: os.unlink(root / "d" / "renamed"),
+        lambda: os.rmdir(root / "d" / "sub2"),
+    ):
+        before = times()
+        os.utime(root / "d", ns=(before[0] - 10**9, before[0] - 10**9))  # a second back
+        set_back = times()
+        change()
+        after = times()
+        assert after[0] > set_back[0] and after[1] >= set_back[1], change
+    assert os.stat(root / "d").st_nlink == 3
 
 
 def test_nfc_and_nfd_names_are_one_file(any_mount: LiveMount) -> None:

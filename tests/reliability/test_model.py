@@ -1,0 +1,211 @@
+"""Model-based: random sequences of file operations on a real mount and on a local reference
+folder must give the same result at every step (the same value, or the same errno) and the same
+tree at the end, with uploads starting at every close over a slow link, so that renames,
+deletes and rewrites meet uploads in flight. After the run, what reached the drive is read
+back through a fresh mount with an empty cache and must match too.
+
+hypothesis drives it (``RuleBasedStateMachine``): a failure is shrunk to a short sequence and
+printed as the steps that reproduce it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from icloudfs.drive.memory import MemoryDrive
+from tests.fuse.conftest import LiveMount, MountFactory
+from tests.support.emulator import Emulator
+from tests.support.icloud_view import EmulatorView
+
+FOLDERS = ["", "d", "e", "d/f"]
+NAMES = ["a", "b", "c"]
+PATHS = [f"{folder}/{name}".lstrip("/") for folder in FOLDERS for name in NAMES] + FOLDERS[1:]
+paths = st.sampled_from(PATHS)
+datas = st.one_of(st.binary(max_size=64), st.integers(1, 200_000).map(lambda n: os.urandom(n)))
+offsets = st.integers(0, 150_000)
+EXAMPLES = {"memory": 25, "icloud": 10}
+STEPS = 30
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """What a call did: its value, or the errno it failed with."""
+    try:
+        return "ok", call()
+    except OSError as error:
+        return "errno", errno.errorcode.get(error.errno or 0, error.errno)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path below ``root``: a file's bytes, None for a folder."""
+    tree: dict[str, bytes | None] = {}
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder).relative_to(root)
+        for name in dirs:
+            tree[str(base / name)] = None
+        for name in files:
+            tree[str(base / name)] = (Path(folder) / name).read_bytes()
+    return tree
+
+
+class FileOperations(RuleBasedStateMachine):
+    """One example: a fresh folder in the mount and one in the reference, the same calls on both."""
+
+    mount: LiveMount
+    reference_root: Path
+    counter = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        FileOperations.counter += 1
+        name = f"run{FileOperations.counter}"
+        self.roots = (self.mount.path / name, self.reference_root / name)
+        for root in self.roots:
+            root.mkdir()
+        self.handles: list[tuple[int, int]] = []  # (mount fd, reference fd)
+
+    def both(self, call: Callable[[Path], Any]) -> Any:
+        mine, theirs = (outcome(lambda root=root: call(root)) for root in self.roots)
+        assert mine == theirs, f"mount {mine} vs reference {theirs}"
+        return mine
+
+    @rule(path=paths, data=datas)
+    def create(self, path: str, data: bytes) -> None:
+        self.both(lambda root: (root / path).write_bytes(data))
+
+    @rule(path=paths, offset=offsets, data=datas)
+    def write_at(self, path: str, offset: int, data: bytes) -> None:
+        def write(root: Path) -> int:
+            fd = os.open(root / path, os.O_WRONLY)
+            try:
+                return os.pwrite(fd, data, offset)
+            finally:
+                os.close(fd)
+
+        self.both(write)
+
+    @rule(path=paths, data=datas)
+    def append(self, path: str, data: bytes) -> None:
+        def append(root: Path) -> int:
+            fd = os.open(root / path, os.O_WRONLY | os.O_APPEND)
+            try:
+                return os.write(fd, data)
+            finally:
+                os.close(fd)
+
+        self.both(append)
+
+    @rule(path=paths, length=st.integers(0, 200_000))
+    def truncate(self, path: str, length: int) -> None:
+        self.both(lambda root: os.truncate(root / path, length))
+
+    @rule(path=paths)
+    def fsync(self, path: str) -> None:
+        def sync(root: Path) -> None:
+            fd = os.open(root / path, os.O_RDWR)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        self.both(sync)
+
+    @rule(src=paths, dst=paths)
+    def rename(self, src: str, dst: str) -> None:
+        self.both(lambda root: os.rename(root / src, root / dst))
+
+    @rule(path=st.sampled_from(FOLDERS[1:]))
+    def mkdir(self, path: str) -> None:
+        self.both(lambda root: os.mkdir(root / path))
+
+    @rule(path=paths)
+    def rmdir(self, path: str) -> None:
+        self.both(lambda root: os.rmdir(root / path))
+
+    @rule(path=paths)
+    def unlink(self, path: str) -> None:
+        self.both(lambda root: os.unlink(root / path))
+
+    @rule(path=paths)
+    def read(self, path: str) -> None:
+        self.both(lambda root: (root / path).read_bytes())
+
+    @rule(path=paths)
+    def open_handle(self, path: str) -> None:
+        fds = [outcome(lambda root=root: os.open(root / path, os.O_RDWR)) for root in self.roots]
+        assert fds[0][0] == fds[1][0], f"mount {fds[0]} vs reference {fds[1]}"
+        if fds[0][0] == "ok":
+            self.handles.append((fds[0][1], fds[1][1]))
+
+    @precondition(lambda self: bool(self.handles))
+    @rule(which=st.integers(0, 3), offset=offsets, data=datas)
+    def write_handle(self, which: int, offset: int, data: bytes) -> None:
+        pair = self.handles[which % len(self.handles)]
+        results = [outcome(lambda fd=fd: os.pwrite(fd, data, offset)) for fd in pair]
+        assert results[0] == results[1]
+        sizes = [outcome(lambda fd=fd: os.fstat(fd).st_size) for fd in pair]
+        assert sizes[0] == sizes[1], f"fstat: mount {sizes[0]} vs reference {sizes[1]}"
+
+    @precondition(lambda self: bool(self.handles))
+    @rule(which=st.integers(0, 3))
+    def close_handle(self, which: int) -> None:
+        for fd in self.handles.pop(which % len(self.handles)):
+            os.close(fd)
+
+    @invariant()
+    def same_tree(self) -> None:
+        assert snapshot(self.roots[0]) == snapshot(self.roots[1])
+
+    def teardown(self) -> None:
+        for pair in self.handles:
+            for fd in pair:
+                os.close(fd)
+
+
+@pytest.mark.parametrize("backend", ["memory", "icloud"])
+def test_random_operations_match_a_local_folder(
+    backend: str, mount_factory: MountFactory, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    folder = "/"
+    if backend == "memory":
+        drive: Any = MemoryDrive(latency=0.01)
+    else:
+        drive = request.getfixturevalue("icloud_view")
+        emulator: Emulator = request.getfixturevalue("fuse_emulator")
+        emulator.faults(latency_ms=5, bandwidth_mbps=80)
+        folder = drive.base
+    assert isinstance(drive, MemoryDrive | EmulatorView)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    FileOperations.mount = mount_factory(drive, folder=folder, write_back=0.0)
+    FileOperations.reference_root = reference
+    run_state_machine_as_test(
+        FileOperations,
+        settings=settings(
+            max_examples=EXAMPLES[backend],
+            stateful_step_count=STEPS,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        ),
+    )
+    FileOperations.mount.settle(120)
+    FileOperations.mount.mount.stop()
+    shutil.rmtree(tmp_path / "cache")
+    again = mount_factory(drive, folder=folder, cache_dir=tmp_path / "fresh-cache")
+    assert snapshot(again.path) == snapshot(reference), "what reached the drive differs"

@@ -14,13 +14,9 @@ on for the whole level. A lookup alone (opening a file) fetches no subfolders.
 
 Changes made through this mount are written into the cached listings at once
 (create, rename, unlink...), so the mount sees its own writes without a fetch.
-Files with local changes not yet settled (new ones, with a temporary ``LOCAL::``
-identity, and remote ones being written or replaced) are shown through an
-overlay that survives eviction and refetches and wins over the listing until
-the write-back lets go of them. A listing fetched in the middle of a replace
-(iCloud has no atomic one: the old file is deleted, then the new one renamed
-into place) would otherwise hide the file, and the next write to it would
-become a new file and then a conflict copy.
+Listings hold remote truth only: files with local changes (new ones, with a
+temporary ``LOCAL::`` identity, and stored ones being written or replaced) are
+shown by the write-back's nodes, which the filesystem lays over the listing.
 
 Listings are kept in SQLite in the cache folder, with the wall-clock time they
 were fetched: after a restart a listing still within its TTL is used as is, and
@@ -102,7 +98,6 @@ class MetadataCache:
         self._cache: LRUCache[str, _Listing] = LRUCache(
             maxsize=max_entries, getsizeof=lambda listing: len(listing.children) + 1
         )
-        self._overlay: dict[str, dict[str, Item]] = {}  # parent id -> name key -> pending item
         self._dirty: dict[str, _Listing | None] = {}  # None = delete the persisted row
         # Changes made through this mount while a fetch of their folder is in flight, replayed
         # onto its answer, which may predate them: folder id -> (name key, item, put or remove).
@@ -131,27 +126,27 @@ class MetadataCache:
         return item
 
     def children(self, folder: Item, *, max_age: float | None = None) -> list[Item]:
-        """The folder's entries: remote ones, with pending local ones in front of them.
+        """The folder's entries as iCloud last listed them (with this mount's changes).
 
         ``max_age`` asks for a listing fetched more recently than the TTL requires.
         """
         listing = self._listing(folder, self.ttl if max_age is None else max_age, walk=True)
         with self._lock:
-            merged = dict(listing.children)
-            merged.update(self._overlay.get(folder.id, {}))
-        return list(merged.values())
+            return list(listing.children.values())
 
     def lookup(self, folder: Item, name: str) -> Item | None:
         """The child called ``name`` (compared NFC + case-insensitively), or ``None``."""
         key = names.key(name)
-        with self._lock:
-            pending = self._overlay.get(folder.id, {}).get(key)
-        if pending is not None:
-            return pending
         found = self._listing(folder, self.ttl).children.get(key)
         if found is None:  # trust a miss only from a recent listing
             found = self._listing(folder, self.negative_ttl).children.get(key)
         return found
+
+    def subfolders(self, folder_id: str) -> int | None:
+        """How many subfolders a folder has, if its listing is in memory (no request, no disk)."""
+        with self._lock:
+            listing = self._cached(folder_id)
+            return None if listing is None else sum(c.is_folder for c in listing.children.values())
 
     def folder_item(self, folder_id: str) -> Item:
         """A folder's ``Item`` by id: from a cached listing, else asked of the drive."""
@@ -202,7 +197,7 @@ class MetadataCache:
     def put(self, parent_id: str, item: Item) -> None:
         """Record a new or changed remote child in its folder's listing."""
         if is_local(item):
-            raise ValueError(f"{item.name}: a file not uploaded yet belongs in the overlay")
+            raise ValueError(f"{item.name}: a file not uploaded yet is in no listing")
         self._change(parent_id, name_key(item), item, put=True)
 
     def remove(self, parent_id: str, item: Item) -> None:
@@ -219,21 +214,6 @@ class MetadataCache:
             listing = self._cached(parent_id)
             if listing is not None and _apply(listing.children, key, item, put=put):
                 self._dirty[parent_id] = listing
-
-    def overlay(self, parent_id: str, item: Item) -> None:
-        """Show ``item`` under its name, whatever the listing says, until ``clear_overlay``."""
-        with self._lock:
-            self._overlay.setdefault(parent_id, {})[name_key(item)] = item
-
-    def clear_overlay(self, parent_id: str, item: Item) -> None:
-        """Stop overlaying ``item`` (a later overlay of another item under the name stays)."""
-        key = name_key(item)
-        with self._lock:
-            pending = self._overlay.get(parent_id, {})
-            if key in pending and pending[key].id == item.id:
-                del pending[key]
-                if not pending:
-                    del self._overlay[parent_id]
 
     def created_folder(self, parent_id: str, folder: Item) -> None:
         """A folder made here: known to be empty, so looking inside needs no request."""

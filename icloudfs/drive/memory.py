@@ -242,6 +242,22 @@ class MemoryDrive:
         with self._lock:
             return sorted(self._nodes[c].item.name for c in self._nodes[item.id].children.values())
 
+    def tree(self, path: str = "") -> dict[str, bytes | None]:
+        """Every path below ``path``: a file's bytes, None for a folder."""
+        found: dict[str, bytes | None] = {}
+        top = self.item_at(path)
+        with self._lock:
+            pending = [("", self._nodes[top.id])]
+            while pending:
+                prefix, node = pending.pop()
+                for child_id in node.children.values():
+                    child = self._nodes[child_id]
+                    name = f"{prefix}{child.item.name}"
+                    found[name] = None if child.item.is_folder else child.data
+                    if child.item.is_folder:
+                        pending.append((f"{name}/", child))
+        return found
+
     def trashed(self) -> list[Item]:
         with self._lock:
             return [self._nodes[c].item for c in self._nodes[TRASH_ID].children.values()]

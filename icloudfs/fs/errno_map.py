@@ -56,7 +56,7 @@ _TABLE: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 # Failures that are part of normal life (a shell probing for files) log at debug only.
-_QUIET = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EPERM})
+_QUIET = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EPERM, errno.ENAMETOOLONG})
 
 
 def errno_for(error: BaseException) -> int:

@@ -1,9 +1,10 @@
 """Open files and folders, by the number the kernel hands back to us.
 
-A file handle pins the version it opened (its ``Item``), so reads are served
-from one version until it turns out stale; it carries its read-ahead state and,
-once the file has a staged copy, the write-back ``Entry``. A folder handle holds
-the snapshot ``readdir`` pages through, so offsets stay valid between calls.
+A file handle holds the file's write-back node (the file's identity while it is
+open: it follows renames and survives an unlink) and the stored version it reads
+while the file has no staged copy, so reads are served from one version until it
+turns out stale; and its read-ahead state. A folder handle holds the snapshot
+``readdir`` pages through, so offsets stay valid between calls.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from icloudfs.cache.prefetch import ReadStream
-from icloudfs.cache.writeback import Entry
+from icloudfs.cache.writeback import FileNode
 from icloudfs.drive.types import Item
 from icloudfs.fs.errors import BadHandle
 
 
 @dataclass(eq=False)
 class FileHandle:
-    item: Item
+    node: FileNode
     writable: bool
-    entry: Entry | None = None
+    version: Item | None  # the stored version read while the node has no staged copy
     stream: ReadStream = field(default_factory=ReadStream)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # guards ``entry`` and ``item``
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards ``version``
 
 
 @dataclass(eq=False)

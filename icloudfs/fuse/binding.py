@@ -6,8 +6,8 @@
   keeps those attributes only for non-zero offsets, so entry ``i`` carries
   offset ``i + 1`` (which is also where the next call resumes).
 - ``truncate`` and ``utimens``: mfusepy drops the file handle, so ``ftruncate``
-  or ``futimens`` (which the kernel's writeback cache sends on close) on a file
-  unlinked while open (``hard_remove``, no path) would have no way to find it.
+  and ``futimens`` (which the kernel's writeback cache sends on close) would act
+  by path, which may name another file by then (renamed or unlinked meanwhile).
 - ``rename``: mfusepy drops the flags, which would turn ``RENAME_NOREPLACE``
   into a silent overwrite.
 - ``create``: mfusepy calls ``inspect.signature`` on every call to pick the
@@ -38,7 +38,7 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
     """``mfusepy.FUSE`` with the corrections above; everything else is unchanged."""
 
     def _decoded(self, path: bytes | None) -> str | None:
-        """libfuse passes no path for a file unlinked while open (``hard_remove``)."""
+        """libfuse passes no path for a file it can no longer name (a handle-only call)."""
         return None if path is None else path.decode(self.encoding, self.errors)
 
     def readdir_fuse_3(

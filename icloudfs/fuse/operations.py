@@ -8,8 +8,13 @@ operation (``lock``, ``flush``, ``ioctl``...), so helpers here start with ``_``.
 ``init_with_config`` sets what the measurements showed to matter: kernel page
 cache kept across opens unless size/mtime changed (``auto_cache``), non-zero
 attribute/entry timeouts (``ls -l`` otherwise costs five times the calls),
-``hard_remove`` (no ``.fuse_hidden`` renames, which would be round trips here),
 and room for 64 background requests so read-ahead runs in parallel.
+
+``hard_remove`` stays off: with it libfuse forgets a file unlinked while open,
+and ``fstat`` on its descriptor fails with ESTALE (the kernel asks by inode,
+without the handle). Without it libfuse renames such a file to
+``.fuse_hidden…`` and unlinks that name at the last close; the filesystem
+treats that rename as the unlink (local, no round trip; see ``fs/namespace``).
 
 The kernel's writeback cache (small writes ~7x faster) is opt-in: with it the
 kernel trusts its own size for a cached file and ignores ours, so a file
@@ -98,7 +103,6 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
         config.auto_cache = 1
         config.attr_timeout = config.entry_timeout = self._kernel_ttl
         config.negative_timeout = min(self._kernel_ttl, self._fs.meta.negative_ttl)
-        config.hard_remove = 1
         if self._writeback_cache and conn.capable & FUSE_CAP_WRITEBACK_CACHE:
             conn.want |= FUSE_CAP_WRITEBACK_CACHE
         conn.max_readahead = 1 << 20

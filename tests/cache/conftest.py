@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from icloudfs.cache.content import ContentCache
-from icloudfs.cache.writeback import Entry, WriteBack
+from icloudfs.cache.writeback import FileNode, WriteBack
 from icloudfs.drive.memory import MemoryDrive
 from tests.support.buffers import filled
 
@@ -21,5 +21,5 @@ def read_block(
     return filled(length, lambda into: cache.read_into(docwsid, etag, index, start, into))
 
 
-def read_staged(wb: WriteBack, entry: Entry, offset: int, size: int) -> bytes:
-    return filled(size, lambda into: wb.read_into(entry, offset, into)) or b""
+def read_staged(wb: WriteBack, node: FileNode, offset: int, size: int) -> bytes:
+    return filled(size, lambda into: wb.read_into(node, offset, into)) or b""

@@ -1,4 +1,5 @@
-"""Write-back: journal before close returns, resume on start, retries, conflicts, copy-on-write."""
+"""Write-back: journal before close returns, resume on start, retries, conflicts, cancellation,
+copy-on-write, and a scheduler that outlives its errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,18 +16,20 @@ from typing import Any
 
 import pytest
 
-from icloudfs.cache import conflicts
-from icloudfs.cache.conflicts import conflict_name
 from icloudfs.cache.content import ContentCache
-from icloudfs.cache.journal import Journal
-from icloudfs.cache.metadata import LOCAL_PREFIX, MetadataCache
+from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.prefetch import Reader
-from icloudfs.cache.writeback import DIGEST_AT_CLOSE, IN_ROW, Entry, WriteBack, _start_write_out
+from icloudfs.cache.writeback import DIGEST_AT_CLOSE, IN_ROW, FileNode, NodeState, WriteBack, conflicts
+from icloudfs.cache.writeback.conflicts import conflict_name
+from icloudfs.cache.writeback.journal import Journal
+from icloudfs.cache.writeback.node import Job
+from icloudfs.cache.writeback.staged import start_write_out
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.protocol import UploadControl
 from icloudfs.drive.types import Item
 from icloudfs.errors import Throttled
 from tests.cache.conftest import read_block, read_staged
+from tests.support.gated import GatedDrive
 from tests.support.uploads import chained
 
 
@@ -48,6 +52,27 @@ class Parts:
         )
         self.wb.start()
 
+    @property
+    def root(self) -> str:
+        return self.meta.root().id
+
+    def new(self, name: str) -> FileNode:
+        """A new file, open for writing (as ``create`` leaves it)."""
+        return self.wb.create(self.root, name, 0.0)
+
+    def opened(self, item: Item, keep: int | None = None) -> FileNode:
+        """A stored file opened for writing, with a staged copy of ``keep`` bytes (all: None)."""
+        node = self.wb.open(item, writer=True)
+        assert node is not None
+        self.wb.stage(node, item.size if keep is None else keep)
+        return node
+
+    def write(self, node: FileNode, data: bytes) -> None:
+        """Replace the content and close."""
+        self.wb.truncate(node, 0)
+        self.wb.write(node, 0, data)
+        self.wb.release(node, writer=True)
+
     def close(self) -> None:
         self.wb.close()
         self.reader.close()
@@ -60,18 +85,29 @@ def parts(drive: MemoryDrive, tmp_path: Path) -> Iterator[Parts]:
     made.close()
 
 
-def _root(parts: Parts) -> Item:
-    return parts.meta.root()
+def _calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[Any]:
+    """The arguments ``owner.name`` is called with from now on (it still runs)."""
+    seen: list[Any] = []
+    real = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda arg: seen.append(arg) or real(arg))
+    return seen
+
+
+def _staged(node: FileNode) -> Any:
+    assert node.staged is not None
+    return node.staged
+
+
+# -- journal and restart ----------------------------------------------------------------------
 
 
 def test_a_closed_file_is_journaled_and_resumes_after_a_restart(
     drive: MemoryDrive, tmp_path: Path, parts: Parts
 ) -> None:
-    entry = parts.wb.create(_root(parts).id, "n.txt", 0.0)
-    parts.wb.attach(entry, writer=True)
-    parts.wb.write(entry, 0, b"journaled")
-    parts.wb.set_mtime(entry, 1_700_000_000.0)  # as tar or cp -p would, before close
-    parts.wb.release(entry, writer=True)
+    node = parts.new("n.txt")
+    parts.wb.write(node, 0, b"journaled")
+    parts.wb.set_mtime(node, 1_700_000_000.0)  # as tar or cp -p would, before close
+    parts.wb.release(node, writer=True)
     parts.close()  # no upload: the delay is an hour
     assert not drive.exists("n.txt")
 
@@ -91,15 +127,21 @@ class _NeverSettles(WriteBack):
         pass
 
 
+class _Held(WriteBack):
+    """A write-back that starts no upload."""
+
+    def _start_job(self, node: FileNode) -> Job | None:
+        return None
+
+
 def test_a_crash_before_stored_rows_are_forgotten_costs_no_conflict_copy(
     drive: MemoryDrive, tmp_path: Path
 ) -> None:
     first = Parts(drive, tmp_path, delay=3600.0, kind=_NeverSettles)
-    entry = first.wb.create(_root(first).id, "s.txt", 0.0)
-    first.wb.attach(entry, writer=True)
-    first.wb.write(entry, 0, b"stored once")
-    first.wb.release(entry, writer=True)
-    first.wb.sync(entry)
+    node = first.new("s.txt")
+    first.wb.write(node, 0, b"stored once")
+    first.wb.release(node, writer=True)
+    first.wb.sync(node)
     first.close()
     assert drive.content("s.txt") == b"stored once"
     staged = tmp_path / "wb" / "staged"
@@ -114,46 +156,24 @@ def test_a_crash_before_stored_rows_are_forgotten_costs_no_conflict_copy(
     assert not list(staged.iterdir()), "row and copy are gone once the stored version is settled"
 
 
-class _Held(WriteBack):
-    """A write-back that starts no upload."""
-
-    def _queue(self, entry: Entry, delay: float, *, backoff: bool = False) -> None:
-        pass
-
-
 def test_a_copy_resumed_after_a_crash_is_still_the_cached_block(drive: MemoryDrive, tmp_path: Path) -> None:
     first = Parts(drive, tmp_path, delay=3600.0, kind=_NeverSettles)
-    entry = first.wb.create(_root(first).id, "s.txt", 0.0)
-    _write(first, entry, b"stored once")
-    first.wb.sync(entry)
+    node = first.new("s.txt")
+    first.write(node, b"stored once")
+    first.wb.sync(node)
     first.close()
     stored = drive.item_at("s.txt")
 
     again = Parts(drive, tmp_path, delay=3600.0, kind=_Held)
     try:
-        (copy,) = (tmp_path / "wb" / "staged").iterdir()
-        resumed = again.wb.entry_for(LOCAL_PREFIX + copy.stem)  # its row predates the upload
-        assert resumed is not None and resumed.shared
-        _write(again, resumed, b"changed")
+        resumed = again.wb.shown_at(again.root, "s.txt")  # its row predates the upload
+        assert resumed is not None and _staged(resumed).shared
+        assert again.wb.open(resumed, writer=True) is resumed
+        again.write(resumed, b"changed")
         assert read_block(again.content, stored.docwsid, stored.etag, 0, 0, 100) == b"stored once"
         assert read_staged(again.wb, resumed, 0, 100) == b"changed"
     finally:
         again.close()
-
-
-def _calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[Any]:
-    """The arguments ``owner.name`` is called with from now on (it still runs)."""
-    seen: list[Any] = []
-    real = getattr(owner, name)
-    monkeypatch.setattr(owner, name, lambda arg: seen.append(arg) or real(arg))
-    return seen
-
-
-def _write(parts: Parts, entry: Entry, data: bytes) -> None:
-    parts.wb.attach(entry, writer=True)
-    parts.wb.truncate(entry, 0)
-    parts.wb.write(entry, 0, data)
-    parts.wb.release(entry, writer=True)
 
 
 @pytest.mark.parametrize("damage", ["emptied", "torn", "lost"])
@@ -163,10 +183,10 @@ def test_a_small_file_a_crash_cut_short_comes_back_from_its_row(
     """A small file's staged copy is not synced at close (its bytes are in its row): whatever a
     crash did to the copy, the restart puts back what was closed."""
     first = Parts(drive, tmp_path, delay=3600.0)
-    entry = first.wb.create(_root(first).id, "small.txt", 0.0)
-    _write(first, entry, b"closed and journaled")
+    node = first.new("small.txt")
+    first.write(node, b"closed and journaled")
+    copy = _staged(node).path
     first.close()
-    copy = entry.path
     if damage == "emptied":
         copy.write_bytes(b"")
     elif damage == "torn":
@@ -187,12 +207,11 @@ def test_closing_a_small_file_syncs_nothing_but_the_journal(
     tmp_path: Path, parts: Parts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced = _calls(monkeypatch, os, "fdatasync")
-    small = parts.wb.create(_root(parts).id, "small.bin", 0.0)
-    _write(parts, small, b"s" * IN_ROW)
+    parts.write(parts.new("small.bin"), b"s" * IN_ROW)
     assert synced == []
-    big = parts.wb.create(_root(parts).id, "big.bin", 0.0)
-    _write(parts, big, b"b" * (IN_ROW + 1))
-    assert synced == [big.fd], "a bigger file's copy is synced before its row is written"
+    big = parts.new("big.bin")
+    parts.write(big, b"b" * (IN_ROW + 1))
+    assert synced == [_staged(big).fd], "a bigger file's copy is synced before its row is written"
 
 
 def test_a_journal_from_before_rows_kept_bytes_is_read(tmp_path: Path) -> None:
@@ -209,6 +228,7 @@ def test_a_journal_from_before_rows_kept_bytes_is_read(tmp_path: Path) -> None:
         assert journal.content("n") == b"bytes"
     finally:
         journal.close()
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_rows_of_older_versions_left_by_a_crash_never_race_the_newest(
@@ -218,17 +238,16 @@ def test_rows_of_older_versions_left_by_a_crash_never_race_the_newest(
     resumed side by side, the oldest row met the newer remote file as a conflict and, when a
     write reached it, the newest bytes went to a conflict copy (the kill -9 test's failure)."""
     first = Parts(drive, tmp_path, delay=3600.0, kind=_NeverSettles)
-    root = _root(first).id
-    entry = first.wb.create(root, "v.txt", 0.0)
-    _write(first, entry, b"version 1")
-    first.wb.sync(entry)
+    node = first.new("v.txt")
+    first.write(node, b"version 1")
+    first.wb.sync(node)
     for data in (b"version 2", b"version 3"):
         stored = drive.item_at("v.txt")
-        first.meta.put(root, stored)
-        entry = first.wb.stage(stored, 0)  # the stored entry is gone: a new one, as open() makes
-        _write(first, entry, data)
+        first.meta.put(first.root, stored)
+        node = first.opened(stored, keep=0)  # the stored node is gone: a new one, as open() makes
+        first.write(node, data)
         if data == b"version 2":
-            first.wb.sync(entry)
+            first.wb.sync(node)
     first.close()
     assert drive.content("v.txt") == b"version 2"
 
@@ -246,8 +265,7 @@ def test_a_copy_left_by_a_cut_short_upload_goes_to_the_trash(drive: MemoryDrive,
     """iCloud stores an upload to a taken name as ``stem 2.ext``; the drive removes it at once,
     unless killed first. After the restart, copies holding our bytes go; a user's stay."""
     first = Parts(drive, tmp_path, delay=3600.0)
-    entry = first.wb.create(_root(first).id, "s.txt", 0.0)
-    _write(first, entry, b"ours")
+    first.write(first.new("s.txt"), b"ours")
     first.close()
     drive.add_file("s.txt", b"ours")  # stored just before the kill...
     drive.add_file("s 2.txt", b"ours")  # ...and so was the copy the name clash made
@@ -264,12 +282,15 @@ def test_a_copy_left_by_a_cut_short_upload_goes_to_the_trash(drive: MemoryDrive,
     assert drive.content("s.txt") == b"ours"
 
 
+# -- digests ----------------------------------------------------------------------------------
+
+
 class _CountsRows(WriteBack):
     rows = 0
 
-    def _write_row(self, entry: Entry, *, hash_content: bool = False) -> None:
+    def _write_row(self, node: FileNode, *, hash_content: bool = False) -> None:
         self.rows += 1
-        super()._write_row(entry, hash_content=hash_content)
+        super()._write_row(node, hash_content=hash_content)
 
 
 @pytest.mark.parametrize(("size", "file_hashes"), [(14, 0), (IN_ROW + 1, 1)])
@@ -283,12 +304,13 @@ def test_a_small_file_is_hashed_and_journaled_once(
     made = Parts(drive, tmp_path, delay=3600.0, kind=_CountsRows)
     data = os.urandom(size)
     try:
-        entry = made.wb.create(_root(made).id, "small.txt", 0.0)
-        made.wb.attach(entry, writer=True)
-        made.wb.write(entry, 0, data)
-        made.wb.release(entry, writer=True)
-        assert entry.attempts == [real(entry.path)], "the digest is in the row written at close"
-        made.wb.sync(entry)
+        node = made.new("small.txt")
+        made.wb.write(node, 0, data)
+        made.wb.release(node, writer=True)
+        assert _staged(node).attempts == [real(_staged(node).path)], (
+            "the digest is in the row written at close"
+        )
+        made.wb.sync(node)
         assert drive.content("small.txt") == data
         assert len(hashed) == file_hashes and isinstance(made.wb, _CountsRows) and made.wb.rows == 1
     finally:
@@ -321,18 +343,20 @@ def test_a_big_file_is_hashed_as_it_is_sent_and_journaled_before_it_appears(
     made = Parts(drive, tmp_path, delay=3600.0)
     data = os.urandom(DIGEST_AT_CLOSE + 1)
     try:
-        entry = made.wb.create(_root(made).id, "big.bin", 0.0)
-        made.wb.attach(entry, writer=True)
-        made.wb.write(entry, 0, data)
-        made.wb.release(entry, writer=True)
-        assert entry.attempts == []
-        made.wb.sync(entry)
+        node = made.new("big.bin")
+        made.wb.write(node, 0, data)
+        made.wb.release(node, writer=True)
+        assert _staged(node).attempts == []
+        made.wb.sync(node)
         digest = hashlib.sha256(data).hexdigest()
-        assert entry.attempts == [digest]
+        assert _staged(node).attempts == [digest]
         assert len(drive.rows_at_commit) == 1 and digest in drive.rows_at_commit[0]
         assert drive.content("big.bin") == data and not hashed
     finally:
         made.close()
+
+
+# -- failures ---------------------------------------------------------------------------------
 
 
 def test_a_failure_after_an_upload_is_logged_and_later_uploads_go_on(
@@ -352,130 +376,226 @@ def test_a_failure_after_an_upload_is_logged_and_later_uploads_go_on(
     monkeypatch.setattr(made.content, "import_file", import_file)
     try:
         for name in ("first.txt", "second.txt"):
-            entry = made.wb.create(_root(made).id, name, 0.0)
-            made.wb.attach(entry, writer=True)
-            made.wb.write(entry, 0, name.encode())
-            made.wb.release(entry, writer=True)
+            node = made.new(name)
+            made.wb.write(node, 0, name.encode())
+            made.wb.release(node, writer=True)
         assert made.wb.drain(10.0)
         assert drive.content("first.txt") == b"first.txt" and drive.content("second.txt") == b"second.txt"
-        assert not failures and "finishing the upload of first.txt failed" in caplog.text
+        assert not failures and "first.txt not kept after its upload" in caplog.text
     finally:
         made.close()
 
 
 def test_failed_uploads_are_retried_with_the_bytes_kept(drive: MemoryDrive, parts: Parts) -> None:
     drive.fail("upload", Throttled("slow down"))
-    entry = parts.wb.create(_root(parts).id, "r.txt", 0.0)
-    parts.wb.attach(entry, writer=True)
-    parts.wb.write(entry, 0, b"retry me")
+    node = parts.new("r.txt")
+    parts.wb.write(node, 0, b"retry me")
     with pytest.raises(Throttled):
-        parts.wb.sync(entry)
+        parts.wb.sync(node)
     stats = parts.wb.stats()
     assert (stats["failed"], stats["queued"]) == (1, 1)
-    assert "slow down" in stats["last_error"]
-    parts.wb.sync(entry)
+    assert "slow down" in stats["last_error"] and node.state is NodeState.FAILED
+    parts.wb.sync(node)
     assert drive.content("r.txt") == b"retry me"
     assert parts.wb.stats()["failed"] == 0
 
 
+def test_the_scheduler_outlives_its_errors_and_says_so(
+    drive: MemoryDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settling writes the listings and the journal; a full disk there must pause it with the
+    cause shown, and it goes on by itself once the disk has room (the thread once died)."""
+    made = Parts(drive, tmp_path, delay=0.0)
+    real = made.meta.flush
+    full = [sqlite3.OperationalError("database or disk is full")] * 3
+
+    def flush() -> None:
+        if full:
+            raise full.pop()
+        real()
+
+    monkeypatch.setattr(made.meta, "flush", flush)
+    try:
+        made.write(made.new("first.txt"), b"first")
+        deadline = time.monotonic() + 10
+        while "cache disk full" not in (made.wb.stats()["paused"] or ""):
+            assert time.monotonic() < deadline, made.wb.stats()
+            time.sleep(0.02)
+        made.write(made.new("second.txt"), b"second")
+        assert made.wb.drain(10)
+        while made.wb.stats()["paused"] is not None:
+            assert time.monotonic() < deadline + 10, made.wb.stats()
+            time.sleep(0.02)
+        assert drive.content("second.txt") == b"second" and not full
+    finally:
+        made.close()
+
+
+# -- conflicts --------------------------------------------------------------------------------
+
+
 def test_a_stale_base_uploads_a_conflict_copy(drive: MemoryDrive, parts: Parts) -> None:
     item = drive.add_file("plan.txt", b"v1")
-    entry = parts.wb.stage(item, keep=item.size)
-    parts.wb.attach(entry, writer=True)
-    parts.wb.write(entry, 2, b" local")
+    node = parts.opened(item)
+    parts.wb.write(node, 2, b" local")
     drive.add_file("plan.txt", b"v2 remote")
-    parts.wb.sync(entry)
+    parts.wb.sync(node)
     copies = [n for n in drive.names() if n != "plan.txt"]
     assert len(copies) == 1 and copies[0].startswith("plan (conflict ")
     assert drive.content(copies[0]) == b"v1 local"
     assert drive.content("plan.txt") == b"v2 remote"
-    parts.wb.write(entry, 0, b"V")  # later writes follow the copy, never the original
-    parts.wb.sync(entry)
+    assert parts.wb.shown_at(parts.root, copies[0]) is node, "the node follows its copy"
+    parts.wb.write(node, 0, b"V")  # later writes follow the copy, never the original
+    parts.wb.sync(node)
     assert drive.content(copies[0]) == b"V1 local"
     assert drive.content("plan.txt") == b"v2 remote"
 
 
-class _ICloudLikeDrive(MemoryDrive):
-    """Replaces as iCloud does: the new version is a new item, the old one is gone."""
+def test_a_node_retired_since_its_lookup_is_never_used_again(drive: MemoryDrive, parts: Parts) -> None:
+    """A lookup that found a node just before its upload ended and its last handle closed must
+    look again (and find the stored version), not write into a node that is gone."""
+    node = parts.new("notes.txt")
+    parts.wb.write(node, 0, b"v1")
+    parts.wb.release(node, writer=True)
+    parts.wb.sync(node)
+    assert node.retired and parts.wb.open(node, writer=True) is None
+    stored = drive.item_at("notes.txt")
+    again = parts.opened(stored, keep=0)
+    parts.write(again, b"v2")
+    parts.wb.sync(again)
+    assert drive.names() == ["notes.txt"] and drive.content("notes.txt") == b"v2"
 
-    def replace(
-        self, existing: Item, source: Path, mtime: float, control: UploadControl | None = None
-    ) -> Item:
-        parent = self.stat(existing.parent_id or "")
-        fresh = self.upload(parent, f".{existing.name}.new", source, mtime, control)
-        self.delete(existing)
-        return self.rename(fresh, existing.name)
+
+def test_an_id_a_node_had_before_its_upload_still_finds_it(drive: MemoryDrive, parts: Parts) -> None:
+    """iCloud gives each stored version a new id; a lookup made before the upload ended names
+    the old one, and must reach the same node (not make a second one for a version now gone)."""
+    first = drive.add_file("doc.txt", b"v0")
+    node = parts.opened(first, keep=0)
+    parts.wb.write(node, 0, b"v1")
+    parts.wb.sync(node)  # still open: the node lives
+    assert node.remote is not None and node.remote.id != first.id
+    assert parts.wb.open(first, writer=False) is node
+    assert parts.wb.bound(first.id) is node and parts.wb.bound(node.remote.id) is node
 
 
-def test_a_lookup_of_a_version_replaced_since_stages_the_new_one(tmp_path: Path) -> None:
-    # kill -9 test, seed 23: `open(O_TRUNC)` resolved the name just before an upload replaced
-    # that version; staged on the old one, the next upload found it gone and made a conflict copy.
-    drive = _ICloudLikeDrive()
-    parts = Parts(drive, tmp_path, delay=3600.0)
+# -- uploads in flight ------------------------------------------------------------------------
+
+
+def test_a_write_cancels_an_upload_before_its_commit(tmp_path: Path) -> None:
+    """The upload of a version that is already old stops (nothing appears remotely) and the new
+    version goes up instead, at once."""
+    drive = GatedDrive()
+    made = Parts(drive, tmp_path, delay=0.0)
     try:
-        first = drive.add_file("notes.txt", b"v0")
-        entry = parts.wb.stage(first, keep=0)
-        parts.wb.attach(entry, writer=True)
-        parts.wb.write(entry, 0, b"v1")
-        parts.wb.sync(entry)
-        parts.wb.release(entry, writer=True)
-        replaced_by = drive.item_at("notes.txt")
-        assert replaced_by.id != first.id
-
-        again = parts.wb.stage(first, keep=0)  # the name, as looked up before the upload ended
-        assert again.base is not None and again.base.id == replaced_by.id
-        parts.wb.attach(again, writer=True)
-        parts.wb.write(again, 0, b"v2")
-        parts.wb.sync(again)
-        assert drive.names() == ["notes.txt"] and drive.content("notes.txt") == b"v2"
+        gate = drive.hold("upload")
+        node = made.new("log.txt")
+        made.wb.write(node, 0, b"first")
+        made.wb.release(node, writer=True)
+        gate.wait_entered()
+        again = made.wb.open(node, writer=True)
+        assert again is node
+        made.wb.write(node, 5, b" and second")
+        assert node.job is not None and node.job.cancelled == "written again"
+        made.wb.release(node, writer=True)
+        gate.open()
+        assert made.wb.drain(10)
+        assert drive.content("log.txt") == b"first and second"
+        assert made.wb.stats()["uploaded"] == 1, "the cancelled upload stored nothing"
     finally:
-        parts.close()
+        drive.release_all()
+        made.close()
 
 
-def test_writes_during_an_upload_go_to_a_copy(drive: MemoryDrive, parts: Parts) -> None:
-    entry = parts.wb.create(_root(parts).id, "cow.bin", 0.0)
-    parts.wb.attach(entry, writer=True)
-    parts.wb.write(entry, 0, b"A" * 1000)
-    drive.latency = 0.3
-    uploading = threading.Thread(target=parts.wb.sync, args=(entry,))
-    uploading.start()
-    while entry.uploading is None:
-        pass
-    parts.wb.write(entry, 0, b"B")  # does not wait for the upload, does not tear it
-    uploading.join()
-    assert drive.content("cow.bin") == b"A" * 1000
-    drive.latency = 0.0
-    parts.wb.sync(entry)
-    assert drive.content("cow.bin") == b"B" + b"A" * 999
+class _SlowCommit(MemoryDrive):
+    """An upload that, past its commit point, waits for the test before it finishes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed = threading.Event()
+        self.finish = threading.Event()
+
+    def upload(
+        self, parent: Item, name: str, source: Path, mtime: float, control: UploadControl | None = None
+    ) -> Item:
+        def hold(digest: str) -> None:
+            self.committed.set()
+            assert self.finish.wait(10)
+
+        return super().upload(parent, name, source, mtime, chained(control, hold))
+
+
+def test_a_write_past_an_uploads_commit_goes_to_a_copy(tmp_path: Path) -> None:
+    """Past its commit point an upload may read its copy again: the write must not tear it, and
+    does not wait for it either."""
+    drive = _SlowCommit()
+    made = Parts(drive, tmp_path, delay=0.0)
+    try:
+        node = made.new("cow.bin")
+        made.wb.write(node, 0, b"A" * 1000)
+        made.wb.release(node, writer=True)
+        assert drive.committed.wait(10)
+        assert made.wb.open(node, writer=True) is node
+        made.wb.write(node, 0, b"B")
+        made.wb.release(node, writer=True)
+        drive.finish.set()
+        assert made.wb.drain(10)
+        assert drive.content("cow.bin") == b"B" + b"A" * 999
+    finally:
+        drive.finish.set()
+        made.close()
+
+
+def test_a_namespace_operation_cancels_an_upload_or_waits_out_its_commit(tmp_path: Path) -> None:
+    drive = _SlowCommit()
+    made = Parts(drive, tmp_path, delay=0.0)
+    try:
+        node = made.new("moving.bin")
+        made.write(node, b"bytes")
+        assert drive.committed.wait(10)
+        quiesced = threading.Event()
+
+        def rename() -> None:
+            with made.wb.quiesce(node, why="renamed") as (pinned,):
+                assert pinned is node and node.job is None and node.remote is not None
+                quiesced.set()
+
+        renaming = threading.Thread(target=rename)
+        renaming.start()
+        assert not quiesced.wait(0.3), "it must wait for the commit to end"
+        drive.finish.set()
+        renaming.join(10)
+        assert quiesced.is_set()
+    finally:
+        drive.finish.set()
+        made.close()
 
 
 def test_a_write_after_the_store_leaves_the_cached_block_alone(drive: MemoryDrive, parts: Parts) -> None:
     """The stored version of a small file is hard-linked into the content cache: a later write
     to the still-open file must go to a copy, never into the block of the stored version."""
-    entry = parts.wb.create(_root(parts).id, "linked.txt", 0.0)
-    parts.wb.attach(entry, writer=True)
-    parts.wb.write(entry, 0, b"stored version")
-    parts.wb.sync(entry)
+    node = parts.new("linked.txt")
+    parts.wb.write(node, 0, b"stored version")
+    parts.wb.sync(node)
     stored = drive.item_at("linked.txt")
     assert read_block(parts.content, stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
-    assert entry.path.stat().st_nlink == 2
-    parts.wb.write(entry, 0, b"STORED")
+    assert _staged(node).path.stat().st_nlink == 2
+    parts.wb.write(node, 0, b"STORED")
     assert read_block(parts.content, stored.docwsid, stored.etag, 0, 0, 100) == b"stored version"
-    assert read_staged(parts.wb, entry, 0, 100) == b"STORED version"
-    parts.wb.sync(entry)
-    parts.wb.release(entry, writer=True)
+    assert read_staged(parts.wb, node, 0, 100) == b"STORED version"
+    parts.wb.sync(node)
+    parts.wb.release(node, writer=True)
     assert drive.content("linked.txt") == b"STORED version"
 
 
 def test_write_out_is_started_through_libc(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """``sync_file_range`` through ctypes: a wrong signature would fail every call (EINVAL)."""
-    caplog.set_level(logging.DEBUG, logger="icloudfs.cache.writeback")
+    caplog.set_level(logging.DEBUG, logger="icloudfs.cache.writeback.staged")
     with (tmp_path / "staged").open("wb") as staged:
         staged.write(b"x" * (1 << 20))
         staged.flush()
-        _start_write_out(staged.fileno())
+        start_write_out(staged.fileno())
     assert not caplog.records
-    _start_write_out(-1)
+    start_write_out(-1)
     assert "Bad file descriptor" in caplog.text
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from icloudfs.cache import writeback
+from icloudfs.cache.writeback import FileNode, Found, queue
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.protocol import UploadControl
 from icloudfs.drive.types import Item, ItemKind
@@ -152,9 +152,9 @@ def test_rename_over_a_remote_file_becomes_a_replace(drive: MemoryDrive, fs: Fil
     fs.rename("/.doc.swp", "/doc")
     assert read_file(fs, "/doc") == b"new"
     assert fs.drain(5)
-    assert drive.item_at("doc").id == target.id
-    assert drive.content("doc") == b"new"
-    assert drive.trashed() == []
+    assert drive.names() == ["doc"] and drive.content("doc") == b"new"
+    assert drive.item_at("doc").id != target.id, "a replace: iCloud stores a new item"
+    assert drive.trashed() == [], "the old version was replaced, not sent to the trash first"
 
 
 def test_rename_over_a_target_keeps_it_when_the_move_fails(drive: MemoryDrive, fs: Filesystem) -> None:
@@ -352,7 +352,7 @@ def test_a_name_removed_just_after_its_upload_stays_removed_after_a_crash(
     """A stored file's journal row is forgotten a moment after its upload; a crash in that
     moment re-uploads it from the row. Deleting or renaming the file must not leave that
     chance open, or the crash brings the old name back."""
-    monkeypatch.setattr(writeback, "SETTLE_EVERY_S", 3600.0)  # the moment lasts the whole test
+    monkeypatch.setattr(queue, "SETTLE_EVERY_S", 3600.0)  # the moment lasts the whole test
     crashed = Filesystem(drive, cache_dir=tmp_path / "cache", cache_size=64 << 20, write_back=3600.0)
     crashed.start()
     write_file(crashed, "/u.txt", b"uploaded")
@@ -367,7 +367,7 @@ def test_a_name_removed_just_after_its_upload_stays_removed_after_a_crash(
     after = Filesystem(drive, cache_dir=tmp_path / "cache", cache_size=64 << 20, write_back=0.0)
     after.start()  # on the folder of the first, which never closed: as after kill -9
     try:
-        assert after.drain(5)
+        assert after.drain(5), after.writeback.entries()
         assert drive.names() == ([] if action == "unlink" else ["w.txt"])
     finally:
         after.close()
@@ -377,20 +377,20 @@ def test_a_name_removed_just_after_its_upload_stays_removed_after_a_crash(
 def test_opening_a_new_file_as_its_upload_lands_opens_the_stored_file(
     drive: MemoryDrive, fs: Filesystem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """open() finds the name, then its staged copy; an upload landing in between gives a new file
-    its remote id and retires the copy. Staging the placeholder instead made a second file,
-    whose upload met the first as a conflict (the newest bytes in a conflict copy)."""
+    """open() finds the name's node, then pins it; an upload landing in between stores the new
+    file and retires its node. Using the retired node made a second file, whose upload met the
+    first as a conflict (the newest bytes in a conflict copy); open looks the name up again."""
     write_file(fs, "/n.txt", b"version 1")
-    real = fs.meta.lookup
+    real = fs.tree.child
 
-    def lookup_then_upload(folder: Item, name: str) -> Item | None:
+    def child_then_upload(folder: Item, name: str) -> Found | None:
         found = real(folder, name)
-        entry = None if found is None else fs.writeback.entry_for(found.id)
-        if entry is not None and entry.base is None:
-            fs.writeback.sync(entry)  # stored, and nothing holds the copy: retired
+        if isinstance(found, FileNode) and found.remote is None:
+            fs.writeback.sync(found)  # stored, and nothing holds it: retired
+            assert found.retired
         return found
 
-    monkeypatch.setattr(fs.meta, "lookup", lookup_then_upload)
+    monkeypatch.setattr(fs.tree, "child", child_then_upload)
     fh = fs.open("/n.txt", os.O_WRONLY | os.O_TRUNC)
     fs.write(fh, b"version 2", 0)
     fs.release(fh)

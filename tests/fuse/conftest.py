@@ -38,6 +38,7 @@ class RemoteView(Drive, Protocol):
     def exists(self, path: str) -> bool: ...
     def add_file(self, path: str, data: bytes) -> Item: ...
     def add_folder(self, path: str) -> Item: ...
+    def tree(self, path: str = "") -> dict[str, bytes | None]: ...
 
 
 @dataclass
@@ -60,6 +61,14 @@ class LiveMount:
         if check and result.returncode != 0:
             raise AssertionError(f"{command!r} failed ({result.returncode}): {result.stderr}")
         return result
+
+    def closed(self, timeout: float = 10.0) -> None:
+        """Wait until the kernel has closed every file (it sends RELEASE after close(2) returns)
+        and files unlinked while open are gone with their last close."""
+        deadline = time.monotonic() + timeout
+        while self.fs.stats()["open_handles"] or self.fs.writeback.unlinked_open():
+            assert time.monotonic() < deadline, "files are still open, or unlinked ones not gone"
+            time.sleep(0.01)
 
     def settle(self, timeout: float = 20.0) -> None:
         """Wait until every pending upload has reached the drive."""

@@ -220,3 +220,20 @@ def test_unmount_while_an_upload_is_held_resumes_it_on_the_next_mount(
     again = mount_factory(gated, write_back=0.0)
     again.settle()
     assert gated.names() == ["pending.txt"] and gated.content("pending.txt") == b"pending"
+
+
+def test_a_name_freed_by_an_unlink_while_open_takes_a_new_file(live: LiveMount, gated: GatedDrive) -> None:
+    """``rm log; echo > log`` while a reader holds the old log open: the old one's bytes stay
+    readable through its descriptor, and the new file is stored under the name (not beside the
+    old one as a conflict copy)."""
+    gated.add_file("log", b"old log")
+    with open(live.path / "log", "rb") as reader:
+        os.unlink(live.path / "log")
+        (live.path / "log").write_bytes(b"new log")
+        live.settle()
+        assert gated.content("log") == b"new log"
+        assert reader.read() == b"old log", "the old file's bytes, never read before the unlink"
+    live.settle()
+    assert gated.names() == ["log"] and [item.name for item in gated.trashed()] == [
+        ".log.icloudfs-unlinked-" + gated.trashed()[0].name[-8:]
+    ]

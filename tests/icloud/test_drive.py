@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from icloudfs.drive.types import ItemKind
-from icloudfs.errors import AlreadyExists, Conflict, NotFound, Throttled, Unavailable
+from icloudfs.errors import AlreadyExists, Cancelled, Conflict, NotFound, Throttled, Unavailable
 from icloudfs.icloud.drive import ICloudDrive
 from icloudfs.icloud.nodes import ROOT_ID
 from tests.support.emulator import Emulator
@@ -73,6 +73,45 @@ def test_an_upload_reports_its_digest_before_the_file_appears(drive: ICloudDrive
     drive.replace(item, write(tmp_path, "d2.bin", second), 0.0, control)
     assert seen[1] == (hashlib.sha256(second).hexdigest(), ["d.bin"]), "the old file alone"
     assert drive.read(child(drive, folder.id, "d.bin"), 0, 2000) == second
+
+
+class _CancelAfter:
+    """An ``UploadControl`` that cancels once ``after`` seconds have passed since the first check."""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self.started = 0.0
+        self.checks = 0
+        self.committed = False
+
+    def check(self) -> None:
+        self.checks += 1
+        self.started = self.started or time.monotonic()
+        if time.monotonic() - self.started >= self.after:
+            raise Cancelled("renamed")
+
+    def committing(self, sha256: str) -> None:
+        self.committed = True
+
+
+def test_a_cancelled_upload_stops_mid_transfer_and_leaves_nothing(
+    drive: ICloudDrive, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Over a slow link the body is read rarely (the socket is full); libcurl's progress callback
+    still asks about once a second, so the transfer stops within about that, not at its end."""
+    folder = drive.mkdir(drive.root(), f"cancel-{time.time_ns()}")
+    existing = drive.upload(folder, "kept.bin", write(tmp_path, "kept.bin", b"kept"), 0.0)
+    emulator.faults(bandwidth_mbps=4)  # 8 MiB takes about 17 s
+    control = _CancelAfter(0.5)
+    started = time.monotonic()
+    source = write(tmp_path, "big.bin", os.urandom(8 << 20))
+    with pytest.raises(Cancelled):
+        drive.replace(existing, source, 0.0, control)
+    assert time.monotonic() - started < 6, "it went on sending"
+    assert not control.committed and control.checks > 1
+    emulator.clear_faults()
+    assert [c.name for c in drive.list_folders([folder.id])[0].children] == ["kept.bin"]
+    assert drive.read(child(drive, folder.id, "kept.bin"), 0, 10) == b"kept"
 
 
 def test_a_range_is_handed_on_in_pieces_as_it_arrives(drive: ICloudDrive, tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_rmdir_unlink_and_open_unlinked_files(any_mount: LiveMount) -> None:
         assert os.listdir(root / "d") == []
         assert os.fstat(handle.fileno()).st_size == len(b"keep reading me")
         assert handle.read() == b"keep reading me"
-    with open(root / "d" / "new", "w+b") as handle:
+    with open(root / "d" / "new", "w+b", buffering=0) as handle:
         handle.write(b"written, then unlinked")
         os.unlink(root / "d" / "new")
         handle.write(b", and written again")

@@ -46,6 +46,21 @@ class EmulatorView(ICloudDrive):
     def names(self, path: str = "") -> list[str]:
         return sorted(child.name for child in self._node(path).get_children(force=True))
 
+    def tree(self, path: str = "") -> dict[str, bytes | None]:
+        """Every path below ``path``: a file's bytes, None for a folder (through pyicloud)."""
+        found: dict[str, bytes | None] = {}
+        pending = [("", self._node(path))]
+        while pending:
+            prefix, node = pending.pop()
+            for child in node.get_children(force=True):
+                name = f"{prefix}{child.name}"
+                if child.type == "folder":
+                    found[name] = None
+                    pending.append((f"{name}/", child))
+                else:
+                    found[name] = child.open().content if child.size else b""
+        return found
+
     def exists(self, path: str) -> bool:
         try:
             self._node(path)

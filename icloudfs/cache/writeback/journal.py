@@ -1,25 +1,64 @@
 """The write-back journal: one durable row per file with changes not yet stored remotely.
 
-A row is the entry's JSON (name, folder, base version, staged file, upload digests), keyed by
-the entry's key, and for a small file its bytes as well: then the one commit that makes the row
-durable makes the bytes durable too, and the staged copy needs no sync of its own. Every write is
-committed with ``synchronous=FULL``, so when a call returns the row survives a crash or a power
-cut; commits wait for the disk, which is why the journal has a lock of its own and callers hold
-nothing else while writing.
+A row is the node's JSON (``Row``: folder, name, the stored version it replaces, the staged
+copy's file name, upload digests), keyed by the node's key, and for a small file its bytes as
+well: then the one commit that makes the row durable makes the bytes durable too, and the
+staged copy needs no sync of its own. Every write is committed with ``synchronous=FULL``, so
+when a call returns the row survives a crash or a power cut; commits wait for the disk, which is
+why the journal has a lock of its own and callers hold nothing else while writing.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from icloudfs.cache.metadata import item_from_row, item_to_row
+from icloudfs.drive.types import Item
+
+
+@dataclass
+class Row:
+    """What a journal row records of a node with a staged copy."""
+
+    parent_id: str
+    name: str
+    base: Item | None  # the stored version the bytes replace; None for a new file
+    mtime: float
+    file: str  # the staged copy's name in the staged folder
+    attempts: list[str] = field(default_factory=list)
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "parent_id": self.parent_id,
+                "name": self.name,
+                "base": None if self.base is None else item_to_row(self.base),
+                "mtime": self.mtime,
+                "file": self.file,
+                "attempts": self.attempts,
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: str) -> Row:
+        raw: dict[str, Any] = json.loads(data)
+        base = None if raw["base"] is None else item_from_row(raw["base"])
+        return cls(raw["parent_id"], raw["name"], base, raw["mtime"], raw["file"], raw.get("attempts", []))
 
 
 class Journal:
     """Rows of pending uploads in SQLite (WAL, synchronous=FULL)."""
 
     def __init__(self, path: Path) -> None:
+        path.touch(mode=0o600, exist_ok=True)
+        os.chmod(path, 0o600)
         self._db = sqlite3.connect(str(path), check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

@@ -1,0 +1,760 @@
+"""``WriteBack``: what the filesystem asks of the write-back, on nodes (see the package note).
+
+Locks, in the order they may be taken:
+0. ``_settling`` (one settle at a time), taken with nothing else held;
+1. ``FileNode.staging`` (one download into a new staged copy at a time) and
+   ``FileNode.journaling`` (a node's journal rows are written in order);
+2. ``FileNode.lock`` (its ``changed`` condition): the node's fields and staged file descriptor;
+   short holds, no drive call and no journal commit under it;
+3. leaves: the ``NodeTable``'s lock, ``UploadQueue``'s, ``_lock`` (counters, the rows to
+   settle), the ``Journal``'s and the metadata and content caches' own.
+A namespace operation holds no lock while it waits for an upload's commit: it waits on the
+node's condition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from icloudfs.cache.content import ContentCache
+from icloudfs.cache.metadata import MetadataCache
+from icloudfs.cache.prefetch import Reader
+from icloudfs.cache.writeback import conflicts, recovery, staged
+from icloudfs.cache.writeback.journal import Journal, Row
+from icloudfs.cache.writeback.node import FileNode, Job, NodeState, Staged
+from icloudfs.cache.writeback.queue import UploadQueue
+from icloudfs.cache.writeback.table import NodeTable
+from icloudfs.cache.writeback.upload import JobControl, cancel, new_job
+from icloudfs.drive.protocol import Drive
+from icloudfs.drive.types import Item
+from icloudfs.errors import Cancelled, Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+DIGEST_AT_CLOSE = 1 << 20  # files up to this size are hashed when journaled, not when uploaded
+# Files up to this size keep their bytes in their journal row: the row's commit makes them durable,
+# so closing one costs one sync instead of two (the copy's fdatasync and the commit).
+IN_ROW = 64 << 10
+BACKOFF_FIRST_S = 2.0
+BACKOFF_MAX_S = 300.0
+_STAGE_TRIES = 3
+
+Found = Item | FileNode
+
+
+class WriteBack:
+    """Nodes, their staged copies, the journal and the uploads. See the package note."""
+
+    def __init__(
+        self,
+        drive: Drive,
+        meta: MetadataCache,
+        content: ContentCache,
+        reader: Reader,
+        folder: Path,
+        *,
+        delay: float,
+        # Small files are round-trip bound (three calls each): more threads than that paid off
+        # once the calls got cheap (bench/README has the measurements).
+        workers: int = 32,
+    ) -> None:
+        self._drive = drive
+        self._meta = meta
+        self._content = content
+        self._reader = reader
+        self.delay = delay
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._files = staged.StagedFiles(folder / "staged")
+        self._journal = Journal(folder / "journal.db")
+        self._table = NodeTable()
+        self._lock = threading.Lock()
+        self._settled: list[tuple[FileNode, Staged, str]] = []  # stored nodes and rows to forget
+        self._settling = threading.Lock()  # one settle at a time (a caller may wait for it)
+        self._troubles: dict[str, str] = {}  # where -> what keeps failing there
+        self.uploaded = 0
+        self.conflicts = 0
+        self.last_error = ""
+        self._queue = UploadQueue(
+            workers=workers,
+            find=self._table.get,
+            start=self._start_job,
+            run=self._run,
+            settle=self.settle,
+            settling=lambda: bool(self._settled),
+            trouble=self._trouble,
+        )
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bring back every journaled node and queue it, then start the scheduler."""
+        nodes = recovery.resume(self._journal, self._files)
+        for node in nodes:
+            self._table.add(node)
+            self._table.show(node)
+            self._queue.due(node, 0.0)
+        if nodes:
+            log.info("write-back: resuming %d pending upload(s)", len(nodes))
+        self._queue.start()
+
+    def drain(self, timeout: float, progress: Callable[[int], None] | None = None) -> bool:
+        """Upload everything pending now; True when nothing is left within ``timeout``.
+
+        A ``timeout`` of 0 only reports: nothing is started."""
+        if timeout <= 0:
+            return self.pending() == 0
+        deadline = time.monotonic() + timeout
+        self._queue.drain(node.key for node in self._table.live() if node.dirty)
+        try:
+            while True:
+                left = self.pending()
+                if progress is not None:
+                    progress(left)
+                if left == 0:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+        finally:
+            self._queue.undrain()
+
+    def close(self) -> None:
+        """Stop uploading; what was not stored stays journaled for the next start. Uploads in
+        flight are cancelled unless past their commit point (those end first)."""
+        for node in self._table.live():
+            with node.lock:
+                cancel(node, "unmounting")
+        self._queue.close()
+        try:
+            self.settle()
+        except (OSError, sqlite3.Error) as error:
+            log.warning("write-back: stored files' journal rows stay for the next start: %s", error)
+        for node in self._table.live():
+            with node.lock:
+                if node.staged is not None and node.staged.fd >= 0:
+                    staged.close_fd(node.staged)
+        self._journal.close()
+
+    # -- finding ------------------------------------------------------------------------------
+
+    def shown_at(self, folder_id: str, name: str) -> FileNode | None:
+        """The node shown at ``name`` in the folder (a file with a staged copy), if any."""
+        return self._table.shown_at(folder_id, name)
+
+    def shown_in(self, folder_id: str) -> list[FileNode]:
+        return self._table.shown_in(folder_id)
+
+    def bound(self, remote_id: str) -> FileNode | None:
+        """The node a listing's file is, here (while it lives)."""
+        return self._table.bound(remote_id)
+
+    def bound_among(self, remote_ids: list[str]) -> dict[str, FileNode]:
+        return self._table.bound_among(remote_ids)
+
+    # -- handles ------------------------------------------------------------------------------
+
+    def open(self, found: Found, *, writer: bool) -> FileNode | None:
+        """A file handle starts using the file: its node (one is made for a stored file that has
+        none). None if ``found`` is a node that was retired since it was looked up (look again)."""
+        return self._pin(found, handles=1, writers=int(writer))
+
+    def unlinked_open(self) -> list[FileNode]:
+        """Files unlinked while open whose stored versions wait to go to the trash."""
+        return [node for node in self._table.live() if node.trash_on_close]
+
+    def release(self, node: FileNode, *, writer: bool) -> None:
+        """A file handle is closed: make its changes durable and queue the upload.
+
+        The handle is let go even when journaling fails (a full disk): the close reports the
+        error, and the node must not stay pinned by a handle that no longer exists."""
+        try:
+            self.flush(node)
+        finally:
+            with node.lock:
+                node.handles -= 1
+                node.writers -= writer
+                due = node.dirty and not node.writers
+            if due:
+                self._queue.due(node, self.delay)
+            self._retire_if_done(node)
+
+    def create(self, parent_id: str, name: str, mtime: float) -> FileNode:
+        """A new, empty file, open for writing by its creator; shown in its folder at once."""
+        key = uuid.uuid4().hex
+        node = FileNode(key, parent_id, name, None, handles=1, writers=1)
+        node.staged = self._files.create(key, mtime)
+        node.staged.generation = 1  # a new file is uploaded even if it stays empty
+        self._table.add(node)
+        self._table.show(node)
+        return node
+
+    # -- content ------------------------------------------------------------------------------
+
+    def stage(self, node: FileNode, keep: int) -> Staged:
+        """The node's staged copy, made on first need with the first ``keep`` bytes of its stored
+        version. If that version changes while they are fetched (a rename gave it a new etag),
+        they are fetched again from the new one."""
+        with node.lock:
+            if node.staged is not None:
+                return node.staged
+        with node.staging:
+            for _ in range(_STAGE_TRIES):
+                with node.lock:
+                    if node.staged is not None:
+                        return node.staged
+                    base = node.remote
+                if base is None:
+                    raise NotFound(f"{node.name} has neither a staged copy nor a stored version")
+                copy = self._files.create(node.key, base.mtime)
+                try:
+                    self._copy_in(copy, base, min(keep, base.size))
+                except Conflict:  # the version changed (a rename, another device): look again
+                    staged.close(copy)
+                    self._restat(node, base)
+                    continue
+                except BaseException:
+                    staged.close(copy)
+                    raise
+                with node.lock:
+                    if node.remote is base:
+                        node.staged = copy
+                        if not node.deleted:
+                            self._table.show(node)
+                        return copy
+                staged.close(copy)  # renamed meanwhile: its bytes again, from the new version
+            raise Conflict(f"{node.name} kept changing while it was being read")
+
+    def refreshed(self, node: FileNode, fresh: Item) -> None:
+        """A stored file was looked up again and found changed (same id, new etag): a node with
+        no staged copy follows it (one with a copy finds out at its upload, as a conflict)."""
+        with node.lock:
+            if node.staged is None and node.remote is not None and node.remote.id == fresh.id:
+                node.remote = fresh
+
+    def write(self, node: FileNode, offset: int, data: bytes | memoryview) -> int:
+        with node.lock:
+            copy = self._before_change(node, "written again")
+            return staged.write(copy, offset, data)
+
+    def truncate(self, node: FileNode, length: int) -> None:
+        with node.lock:
+            staged.truncate(self._before_change(node, "truncated"), length)
+
+    def read_into(self, node: FileNode, offset: int, into: memoryview) -> int | None:
+        """Fill ``into`` from the staged copy; None when there is none (read the stored file)."""
+        with node.lock:
+            if node.staged is None:
+                return None
+            return staged.read_into(node.staged, offset, into)
+
+    def set_mtime(self, node: FileNode, mtime: float) -> None:
+        """The mtime the upload will carry. iCloud takes an mtime only with content, so a new
+        mtime (in whole seconds, its precision) makes the file due for upload."""
+        with node.lock:
+            copy = node.staged
+            assert copy is not None
+            if int(copy.mtime) != int(mtime):
+                copy.generation += 1
+                cancel(node, "its mtime changed")
+            copy.mtime = mtime
+            copy.journaled_generation = -1
+
+    def flush(self, node: FileNode) -> None:
+        """Journal the node, with its bytes, if it changed since last journaled."""
+        with node.lock:
+            copy = node.staged
+            if copy is None or not node.dirty or copy.journaled_generation == copy.generation:
+                return
+            hashed = copy.size <= DIGEST_AT_CLOSE  # then the upload need not journal it again
+            if hashed and copy.size > IN_ROW:  # smaller ones are hashed as read for the row
+                copy.remember(conflicts.file_digest(copy.path))
+            generation = copy.generation
+        self._write_row(node, hash_content=hashed)
+        with node.lock:
+            copy.journaled_generation = max(copy.journaled_generation, generation)
+
+    def sync(self, node: FileNode) -> None:
+        """Upload now and return once this version is stored (fsync); raises what the upload
+        raised. An upload of an older version under way is cancelled, or waited for if past its
+        commit point."""
+        self.flush(node)
+        while True:
+            with node.lock:
+                copy = node.staged
+                if copy is None or not node.dirty:
+                    return
+                while node.job is not None or node.ops:
+                    if node.job is not None and node.job.generation < copy.generation:
+                        cancel(node, "an fsync wants a newer version")
+                    node.changed.wait()
+                if not node.dirty:
+                    return
+                job = new_job(node)
+            self._queue.cancel(node.key)
+            with contextlib.suppress(Cancelled):  # changed or moved meanwhile: go again
+                self._run(node, job, raise_errors=True)
+
+    # -- namespace ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def quiesce(self, *found: Found | None, why: str) -> Iterator[list[FileNode | None]]:
+        """Pin these files for a namespace operation, with no upload running on them: one not
+        past its commit point is cancelled (and queued again afterwards, at once), one past it
+        is waited for (a few requests, never a transfer). Yields their nodes, in order."""
+        # A stored file's row must not outlive a rename or unlink of it (after a crash it would
+        # upload the old name again): forget those rows first, waiting for a settle under way.
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self.settle()
+        nodes: list[FileNode | None] = []
+        try:
+            for one in found:
+                nodes.append(None if one is None else self._pin_for_op(one))
+            for quiet in sorted((n for n in nodes if n is not None), key=lambda n: n.key):
+                with quiet.lock:
+                    if cancel(quiet, why):
+                        log.info("upload of %s cancelled: %s; it is queued again", quiet.name, why)
+                    while quiet.job is not None and quiet.job.committed:
+                        quiet.changed.wait()
+            yield nodes
+        finally:
+            for pinned in nodes:
+                if pinned is not None:
+                    self._unpin_op(pinned)
+
+    def relocate(self, node: FileNode, parent_id: str, name: str, replacing: FileNode | None) -> None:
+        """Move a file that is not stored yet (quiesced): nothing remote happens now. Over
+        ``replacing``, it takes over that file's stored version and its upload replaces it (an
+        editor's or rsync's save: no request now, one replace later); ``replacing`` is gone."""
+        taken = None
+        if replacing is not None:
+            with replacing.lock:
+                taken, replacing.remote = replacing.remote, None
+            if taken is not None:
+                self._table.unbind(replacing, taken.id)
+        with node.lock:
+            node.parent_id = parent_id
+            node.name = taken.name if taken is not None else name  # keeps the stored name's case
+            if taken is not None:
+                node.remote = taken
+            self._table.show(node)
+        if taken is not None:
+            self._table.bind(node, taken.id)
+        self._rewrite_row(node)  # before the replaced one's row goes: a crash keeps the newer
+        if replacing is not None:
+            self.unlink(replacing)
+
+    def moved(self, node: FileNode, item: Item) -> None:
+        """A stored file was renamed or moved remotely (quiesced) and is now ``item``."""
+        log.debug(
+            node.key[:6],
+            node.remote and node.remote.id[-8:],
+            item.id[-8:],
+            item.name,
+        )
+        with node.lock:
+            node.remote = item
+            node.parent_id, node.name = item.parent_id or node.parent_id, item.name
+            if node.staged is not None and not node.deleted:
+                self._table.show(node)
+        self._table.bind(node, item.id)
+        self._rewrite_row(node)  # a pending replace must name the version's new etag
+
+    def unlink(self, node: FileNode, *, trash_on_close: bool = False) -> None:
+        """The file is deleted: it is gone from its folder at once, and its pending upload is
+        void. Its stored version, if any, is in the trash already, or with ``trash_on_close``
+        (unlinked while open) stays for the open handles to read until ``trashed``."""
+        log.debug(
+            node.key[:6],
+            node.name,
+            node.remote and node.remote.id[-8:],
+            trash_on_close,
+        )
+        with node.lock:
+            node.deleted = True
+            node.trash_on_close = trash_on_close and node.remote is not None
+            cancel(node, "deleted")
+        self._table.hide(node)
+        self._queue.cancel(node.key)
+        self._journal.delete(node.key)
+        self._retire_if_done(node)
+
+    def trashed(self, node: FileNode) -> None:
+        """The stored version of a file unlinked while open went to the trash: let it go."""
+        with node.lock:
+            node.trash_on_close = False
+        self._retire_if_done(node)
+
+    # -- stats and control --------------------------------------------------------------------
+
+    def pending(self) -> int:
+        return sum(1 for node in self._table.live() if node.dirty)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Pending uploads, one dict each: parent_id, name, size, state, attempts, last_error."""
+        found = []
+        for node in self._table.live():
+            with node.lock:
+                if node.dirty and node.staged is not None:
+                    found.append(
+                        {
+                            "parent_id": node.parent_id,
+                            "name": node.name,
+                            "size": node.staged.size,
+                            "state": node.state.value,
+                            "attempts": node.failures,
+                            "last_error": node.last_error or None,
+                        }
+                    )
+        return found
+
+    def retry_failed(self) -> int:
+        """Queue every failed upload for now instead of after its backoff; returns how many."""
+        failed = [n.key for n in self._table.live() if n.state is NodeState.FAILED and not n.writers]
+        self._queue.now(failed)
+        return len(failed)
+
+    def pinned_bytes(self) -> int:
+        return sum(n.staged.size for n in self._table.live() if n.staged is not None)
+
+    def stats(self) -> dict[str, Any]:
+        states = [node.state for node in self._table.live()]
+        with self._lock:
+            uploaded, conflicted, last_error = self.uploaded, self.conflicts, self.last_error
+            troubles = "; ".join(self._troubles.values())
+        return {
+            "queued": sum(s in (NodeState.QUEUED, NodeState.OPEN, NodeState.FAILED) for s in states),
+            "in_progress": states.count(NodeState.UPLOADING),
+            "failed": states.count(NodeState.FAILED),
+            "uploaded": uploaded,
+            "conflicts": conflicted,
+            "staged_bytes": self.pinned_bytes(),
+            "last_error": last_error,
+            "paused": troubles or None,
+        }
+
+    def settle(self) -> None:
+        """Forget the journal rows of stored files, once their listings are on disk: after a
+        crash, a stale persisted listing would make our own upload look like a remote change
+        (and the next write a false conflict). A row written again since (the file changed
+        once more) differs from the one remembered, so it stays. On failure (a full disk) the
+        rows are kept to be forgotten later."""
+        with self._settling:
+            with self._lock:
+                settled, self._settled = self._settled, []
+            if not settled:
+                return
+            try:
+                self._meta.flush()
+                self._journal.forget((node.key, row) for node, _, row in settled)
+            except BaseException as error:
+                with self._lock:
+                    self._settled[:0] = settled
+                self._trouble("settling", error)
+                raise
+        self._trouble("settling", None)
+        for node, copy, _ in settled:  # a row is useless without its staged copy: they go together
+            with node.lock:
+                copy.settling -= 1
+                gone = copy.fd < 0 and not copy.settling
+            if gone:
+                copy.path.unlink(missing_ok=True)
+
+    def record_attempt(self, node: FileNode, digest: str) -> None:
+        """Journal the digest of bytes an upload sent, before the request that makes them appear
+        (its control calls this): if we crash after iCloud stored them, the next attempt
+        recognises them as ours, not as a conflict. Small files' digests were journaled at close."""
+        with node.lock:
+            copy = node.staged
+            if copy is None or digest in copy.attempts:
+                return
+            copy.remember(digest)
+        self._write_row(node)
+
+    # -- internals: pins ----------------------------------------------------------------------
+
+    def _pin(self, found: Found, *, handles: int = 0, writers: int = 0, ops: int = 0) -> FileNode | None:
+        if isinstance(found, FileNode):
+            with found.lock:
+                if found.retired:
+                    return None
+                found.handles += handles
+                found.writers += writers
+                found.ops += ops
+            return found
+        while True:
+            node = self._table.bound(found.id)
+            if node is None:
+                fresh = FileNode(uuid.uuid4().hex, found.parent_id or "", found.name, found)
+                fresh.handles, fresh.writers, fresh.ops = handles, writers, ops
+                node = self._table.claim(fresh)
+                if node is fresh:
+                    return fresh
+            with node.lock:
+                if not node.retired:
+                    node.handles += handles
+                    node.writers += writers
+                    node.ops += ops
+                    return node
+
+    def _pin_for_op(self, found: Found) -> FileNode:
+        node = self._pin(found, ops=1)
+        if node is None:  # retired since it was looked up: it is its stored version now
+            assert isinstance(found, FileNode)
+            if found.remote is None:
+                raise NotFound(f"{found.name} was deleted")
+            node = self._pin(found.remote, ops=1)
+        assert node is not None
+        return node
+
+    def _unpin_op(self, node: FileNode) -> None:
+        with node.lock:
+            node.ops -= 1
+            node.changed.notify_all()
+            due = node.dirty and not node.writers and not node.ops and node.job is None
+        if due:
+            self._queue.due(node, 0.0)
+        self._retire_if_done(node)
+
+    def _retire_if_done(self, node: FileNode) -> None:
+        """Forget a node nothing refers to any more: clean (or deleted) and closed."""
+        with node.lock:
+            busy = node.handles or node.ops or node.job is not None or node.trash_on_close
+            if node.retired or busy or node.dirty:
+                return
+            node.retired = True
+            if node.staged is not None:
+                staged.close(node.staged)
+            self._table.drop(node)
+
+    # -- internals: content -------------------------------------------------------------------
+
+    def _restat(self, node: FileNode, base: Item) -> None:
+        fresh = self._drive.stat(base.id)
+        self._meta.put(fresh.parent_id or "", fresh)
+        with node.lock:
+            if node.remote is base:
+                node.remote = fresh
+
+    def _copy_in(self, copy: Staged, base: Item, keep: int) -> None:
+        """The first ``keep`` bytes of ``base`` into a new copy (clean: it holds the stored bytes)."""
+        bs = self._reader.block_size
+        for index, future in enumerate(self._reader.fetch_blocks(base, keep)):
+            staged.pwrite(copy, future.result()[: keep - index * bs], index * bs)
+        copy.size = keep
+
+    def _before_change(self, node: FileNode, why: str) -> Staged:
+        """Get the staged copy ready to change (hold the node's lock): an upload of it not past
+        its commit point is cancelled (it would store bytes already old); one past it may read
+        the copy again (a conflict copy), so it, and the content cache's hard link, keep the old
+        copy while the change goes to a new one."""
+        copy = node.staged
+        assert copy is not None
+        if cancel(node, why):
+            log.info("upload of %s cancelled: %s", node.name, why)
+        job = node.job
+        reading = job is not None and job.committed and job.source == copy.path
+        if reading or copy.shared:
+            staged.fork(copy, keep_old=reading)
+        return copy
+
+    def _write_row(self, node: FileNode, *, hash_content: bool = False) -> None:
+        """Write the node's row; when the call returns, the row and the staged bytes are on disk
+        (a small file's in the row, a bigger one's synced in place). ``hash_content``: remember
+        the digest of a small file's bytes too, read once for both."""
+        with node.journaling:
+            with node.lock:
+                copy = node.staged
+                if copy is None or node.deleted:
+                    return
+                content = staged.pread(copy) if copy.size <= IN_ROW else None
+                if content is None:
+                    staged.datasync(copy)
+                elif hash_content:
+                    copy.remember(hashlib.sha256(content).hexdigest())
+                base = node.remote
+                data = Row(
+                    node.parent_id, node.name, base, copy.mtime, copy.path.name, copy.attempts
+                ).encode()
+            try:
+                self._journal.write(node.key, data, content)
+            except (OSError, sqlite3.Error) as error:
+                self._trouble("journaling", error)
+                raise
+            self._trouble("journaling", None)
+            with node.lock:
+                copy.journal_row = data
+
+    def _rewrite_row(self, node: FileNode) -> None:
+        """Write the row again if the node has one (its place or base changed)."""
+        with node.lock:
+            has_row = node.staged is not None and bool(node.staged.journal_row) and node.dirty
+        if has_row:
+            self._write_row(node)
+
+    # -- internals: uploads -------------------------------------------------------------------
+
+    def _start_job(self, node: FileNode) -> Job | None:
+        """The scheduler's question: can the node's upload start now? (Its job, if so.)"""
+        with node.lock:
+            if node.retired or not node.dirty or node.writers or node.ops or node.job is not None:
+                return None
+            return new_job(node)
+
+    def _run(self, node: FileNode, job: Job, *, raise_errors: bool = False) -> None:
+        """Run one upload job to its end: stored, cancelled or failed."""
+        try:
+            if job.cancelled:
+                raise Cancelled(job.cancelled)
+            with node.lock:
+                attempts = list(node.staged.attempts) if node.staged is not None else []
+                resumed = node.staged is not None and node.staged.resumed
+            parent = self._meta.folder_item(job.parent_id)
+            stored, conflict = conflicts.store(
+                self._drive,
+                parent,
+                job.base,
+                job.name,
+                job.source,
+                job.mtime,
+                attempts,
+                resumed=resumed,
+                control=JobControl(node, job, self),
+            )
+            if job.cancelled and not job.committed:  # an earlier upload of ours was found stored
+                raise Cancelled(job.cancelled)
+        except Cancelled:
+            self._cancelled(node, job)
+            if raise_errors:
+                raise
+            return
+        except Exception as error:
+            self._failed(node, job, error)
+            if raise_errors:
+                raise
+            return
+        self._stored(node, job, stored, conflict)
+
+    def _stored(self, node: FileNode, job: Job, stored: Item, conflict: bool) -> None:
+        log.debug(
+            node.key[:6],
+            job.parent_id[-6:],
+            job.name,
+            job.base and job.base.id[-8:],
+            stored.id[-8:],
+            node.deleted,
+        )
+        with node.lock:
+            before = node.remote
+            copy = node.staged
+            assert copy is not None
+            node.job = None
+            node.failures, node.last_error = 0, ""
+            copy.resumed = False
+            copy.stored_generation = job.generation
+            node.remote = stored
+            if conflict:
+                node.name = stored.name  # later writes follow the copy, never the original
+            unchanged = copy.path == job.source and copy.generation == job.generation
+            copy.shared = copy.shared or unchanged  # before the cache may link it
+            if not node.deleted:
+                self._table.show(node)
+            node.changed.notify_all()
+        self._table.bind(node, stored.id)
+        if conflict and before is not None:
+            self._table.unbind(node, before.id)  # that id is the other device's version now
+        with self._lock:
+            self.uploaded += 1
+            self.conflicts += conflict
+        if copy.path != job.source:
+            job.source.unlink(missing_ok=True)
+        self._meta.put(job.parent_id, stored)
+        if before is not None and before.id != stored.id and not conflict:
+            self._meta.remove(job.parent_id, before)
+        if conflict:
+            self._meta.invalidate(job.parent_id)
+        if unchanged:
+            self._import(node, copy, stored)
+        if node.dirty:  # written again during the upload
+            with node.lock:
+                copy.journaled_generation = -1
+            self.flush(node)
+            if not node.writers:
+                self._queue.due(node, self.delay)
+        else:
+            with node.lock:
+                copy.settling += 1
+                row = copy.journal_row
+            with self._lock:
+                self._settled.append((node, copy, row))
+            self._queue.wake()
+        self._retire_if_done(node)
+
+    def _import(self, node: FileNode, copy: Staged, stored: Item) -> None:
+        """The stored bytes become the version's content-cache blocks (a small file's copy by a
+        hard link: then the copy is ``shared`` and is never changed in place again)."""
+        try:
+            linked = self._content.import_file(stored.docwsid, stored.etag, copy.path)
+        except OSError as error:  # a full cache disk: the blocks will be fetched when read
+            log.warning("content cache: %s not kept after its upload: %s", node.name, error)
+            linked = False
+        if not linked:
+            with node.lock:  # copied, or not kept: changes may go in place again
+                if node.staged is copy and copy.fd >= 0:
+                    copy.shared = staged.links(copy) > 1
+
+    def _failed(self, node: FileNode, job: Job, error: Exception) -> None:
+        with node.lock:
+            if node.job is job:
+                node.job = None
+            node.failures += 1
+            node.last_error = f"{type(error).__name__}: {error}"
+            backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (node.failures - 1))
+            node.changed.notify_all()
+        with self._lock:
+            self.last_error = f"{node.name}: {node.last_error}"
+        log.warning("upload of %s failed (%s); retrying in %.0f s", node.name, error, backoff)
+        self._queue.due(node, backoff, backoff=True)
+        self._retire_if_done(node)
+
+    def _cancelled(self, node: FileNode, job: Job) -> None:
+        with node.lock:
+            if node.job is job:
+                node.job = None
+            node.changed.notify_all()
+            again = node.dirty and not node.writers and not node.ops
+            forked = node.staged is None or node.staged.path != job.source
+        if forked:
+            job.source.unlink(missing_ok=True)
+        if again:
+            self._queue.due(node, 0.0)
+        self._retire_if_done(node)
+
+    def _trouble(self, where: str, error: BaseException | None) -> None:
+        """Keep (or, with None, clear) what keeps failing ``where``; logged once per change."""
+        text = None if error is None else _describe(error)
+        with self._lock:
+            before = self._troubles.get(where)
+            if text is None:
+                self._troubles.pop(where, None)
+            else:
+                self._troubles[where] = text
+        if text is not None and text != before:
+            log.error("write-back %s failed: %s; retrying", where, text, exc_info=error)
+        elif text is None and before is not None:
+            log.warning("write-back %s works again (it failed with: %s)", where, before)
+
+
+def _describe(error: BaseException) -> str:
+    full = isinstance(error, sqlite3.OperationalError) and "full" in str(error)
+    if full or (isinstance(error, OSError) and error.errno == 28):
+        return f"cache disk full ({error})"
+    return f"{type(error).__name__}: {error}"

@@ -89,6 +89,7 @@ class UploadsStatus(BaseModel):
     in_progress: int
     failed: int
     last_error: str | None = None
+    paused: str | None = None  # what keeps the write-back from its work (a full cache disk...)
 
 
 class Status(BaseModel):

@@ -66,6 +66,7 @@ class FakeFilesystem:
     read_only: bool = False
     since: datetime = field(default_factory=lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     cached: set[str] = field(default_factory=lambda: {"/a.txt", "/docs/b.txt"})
+    paused: str | None = None
     failed: list[str] = field(default_factory=lambda: ["/docs/report.pdf"])
     refreshed: list[tuple[str, bool]] = field(default_factory=list)
     pinned: set[str] = field(default_factory=set)
@@ -84,6 +85,7 @@ class FakeFilesystem:
                 "in_progress": 0,
                 "failed": len(self.failed),
                 "last_error": "Unavailable: network down" if self.failed else None,
+                "paused": self.paused,
             },
         }
 

@@ -12,6 +12,8 @@ import pytest
 
 from icloudfs.control import ControlServer, TokenStore
 from icloudfs.control.commands import register
+from icloudfs.control.service import ControlService
+from tests.control.fakes import FakeFilesystem
 
 
 def run(*argv: str) -> int:
@@ -92,11 +94,16 @@ def test_with_a_mount_running_revocation_goes_through_the_api(
 
 
 @pytest.mark.usefixtures("running")
-def test_status_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_table_and_json(capsys: pytest.CaptureFixture[str], service: ControlService) -> None:
     assert run("status") == 0
     table = capsys.readouterr().out
     assert "/mnt/icloud" in table and "someone@example.com: signed_out" in table
     assert "1 failed" in table and "PlaintextKeyring (plaintext file)" in table
+    assert "Uploads paused" not in table
+    assert isinstance(service.filesystem, FakeFilesystem)
+    service.filesystem.paused = "cache disk full (database or disk is full)"
+    assert run("status") == 0
+    assert "Uploads paused  cache disk full (database or disk is full)" in capsys.readouterr().out
     assert run("status", "--json") == 0
     assert json.loads(capsys.readouterr().out)["mount"]["mounted"] is True
 

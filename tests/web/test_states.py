@@ -58,6 +58,17 @@ def test_failed_uploads_and_last_error_stand_out(
     expect(page.locator("#last-error")).to_have_text("Unavailable: network down")
 
 
+def test_paused_uploads_show_their_cause(start_control: ServerFactory, new_browser: BrowserFactory) -> None:
+    filesystem = FakeFilesystem()
+    server = start_control(account=FakeAccount(state="signed_in"), filesystem=filesystem)
+    page = new_browser().pages[0]
+    page.goto(f"http://127.0.0.1:{server.port}/")
+    expect(page.locator("#uploads-paused")).to_be_hidden()
+    filesystem.paused = "cache disk full (database or disk is full)"
+    expect(page.locator("#uploads-paused")).to_have_text(filesystem.paused, timeout=5000)
+    expect(page.locator("#uploads-paused")).to_have_class("failed")
+
+
 def test_status_refreshes_by_itself(start_control: ServerFactory, new_browser: BrowserFactory) -> None:
     filesystem = DemoFilesystem()
     server = start_control(account=FakeAccount(state="signed_in"), filesystem=filesystem)

@@ -165,6 +165,8 @@ function renderStatus(status) {
   $("uploads-failed").textContent = uploads ? uploads.failed : "—";
   $("uploads-failed").classList.toggle("failed", Boolean(uploads && uploads.failed));
   $("last-error").textContent = status.last_error || (uploads && uploads.last_error) || "None";
+  $("uploads-paused-row").hidden = !(uploads && uploads.paused);
+  $("uploads-paused").textContent = (uploads && uploads.paused) || "";
 
   renderAccount(status.account);
   $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;

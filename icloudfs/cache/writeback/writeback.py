@@ -354,12 +354,6 @@ class WriteBack:
 
     def moved(self, node: FileNode, item: Item) -> None:
         """A stored file was renamed or moved remotely (quiesced) and is now ``item``."""
-        log.debug(
-            node.key[:6],
-            node.remote and node.remote.id[-8:],
-            item.id[-8:],
-            item.name,
-        )
         with node.lock:
             node.remote = item
             node.parent_id, node.name = item.parent_id or node.parent_id, item.name
@@ -372,12 +366,6 @@ class WriteBack:
         """The file is deleted: it is gone from its folder at once, and its pending upload is
         void. Its stored version, if any, is in the trash already, or with ``trash_on_close``
         (unlinked while open) stays for the open handles to read until ``trashed``."""
-        log.debug(
-            node.key[:6],
-            node.name,
-            node.remote and node.remote.id[-8:],
-            trash_on_close,
-        )
         with node.lock:
             node.deleted = True
             node.trash_on_close = trash_on_close and node.remote is not None
@@ -644,14 +632,6 @@ class WriteBack:
         self._stored(node, job, stored, conflict)
 
     def _stored(self, node: FileNode, job: Job, stored: Item, conflict: bool) -> None:
-        log.debug(
-            node.key[:6],
-            job.parent_id[-6:],
-            job.name,
-            job.base and job.base.id[-8:],
-            stored.id[-8:],
-            node.deleted,
-        )
         with node.lock:
             before = node.remote
             copy = node.staged

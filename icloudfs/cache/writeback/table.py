@@ -18,10 +18,12 @@ whatever a listing fetched before it still says.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable
 
 from icloudfs.cache.writeback.node import FileNode
 from icloudfs.drive import names
+from icloudfs.drive.types import Item
 
 
 class NodeTable:
@@ -83,6 +85,35 @@ class NodeTable:
             self._by_key[node.key] = node
             self._bind(node, node.remote.id)
             return node
+
+    def pin(
+        self, found: FileNode | Item, *, handles: int = 0, writers: int = 0, ops: int = 0
+    ) -> FileNode | None:
+        """Count handles (and writers) or operations on a file's node: a node, unless it was
+        retired since it was found (then None), or a stored file's live node, made if it has
+        none. Counted, it is not retired until the counts go back."""
+        if isinstance(found, FileNode):
+            with found.lock:
+                if found.retired:
+                    return None
+                found.handles += handles
+                found.writers += writers
+                found.ops += ops
+            return found
+        while True:
+            node = self.bound(found.id)
+            if node is None:
+                fresh = FileNode(uuid.uuid4().hex, found.parent_id or "", found.name, found)
+                fresh.handles, fresh.writers, fresh.ops = handles, writers, ops
+                node = self.claim(fresh)
+                if node is fresh:
+                    return fresh
+            with node.lock:
+                if not node.retired:
+                    node.handles += handles
+                    node.writers += writers
+                    node.ops += ops
+                    return node
 
     def bind(self, node: FileNode, remote_id: str) -> None:
         """``remote_id`` names this node from now on (as do its earlier ids, while it lives)."""

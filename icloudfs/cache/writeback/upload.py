@@ -9,27 +9,52 @@ the request that would make them appear, which raises ``Cancelled`` instead. Set
 nothing appears remotely; after it the job ends as stored or failed, and namespace operations
 wait the few requests that takes (never a transfer).
 
-``conflicts.store`` does the storing; this module keeps the node's books before and after.
+``conflicts.store`` does the storing; ``Uploader`` keeps the node's books before and after: a
+stored version becomes the node's ``remote`` (and is shown in its folder's listing), a failed
+upload is retried after a backoff (2 s doubling to 5 min), a cancelled one at once.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from icloudfs.cache.writeback.node import FileNode, Job
+from icloudfs.cache.content import ContentCache
+from icloudfs.cache.metadata import MetadataCache
+from icloudfs.cache.writeback import conflicts, staged
+from icloudfs.cache.writeback.node import FileNode, Job, Staged
+from icloudfs.cache.writeback.settle import Settler
+from icloudfs.cache.writeback.table import NodeTable
+from icloudfs.drive.protocol import Drive
+from icloudfs.drive.types import Item
 from icloudfs.errors import Cancelled
 
+log = logging.getLogger(__name__)
 
-class Recorder(Protocol):
-    """What the write-back does with a digest at the commit point: journal it."""
+BACKOFF_FIRST_S = 2.0
+BACKOFF_MAX_S = 300.0
+
+Due = Callable[..., None]
+"""``due(node, delay, backoff=False)``: queue the node's upload."""
+
+
+class Books(Protocol):
+    """What the write-back does for an upload: journal a digest at the commit point, journal a
+    version written during the upload, and let a node go once nothing refers to it."""
 
     def record_attempt(self, node: FileNode, digest: str) -> None: ...
+
+    def flush(self, node: FileNode) -> None: ...
+
+    def retire_if_done(self, node: FileNode) -> None: ...
 
 
 class JobControl:
     """The ``UploadControl`` of one job."""
 
-    def __init__(self, node: FileNode, job: Job, recorder: Recorder) -> None:
+    def __init__(self, node: FileNode, job: Job, recorder: Books) -> None:
         self._node, self._job, self._recorder = node, job, recorder
 
     def check(self) -> None:
@@ -61,3 +86,156 @@ def cancel(node: FileNode, why: str) -> bool:
         return False
     job.cancelled = why
     return True
+
+
+class Uploader:
+    """Runs upload jobs and keeps the books after them. See the module note."""
+
+    def __init__(
+        self,
+        drive: Drive,
+        meta: MetadataCache,
+        content: ContentCache,
+        table: NodeTable,
+        settler: Settler,
+        books: Books,
+        *,
+        delay: float,
+    ) -> None:
+        self._drive, self._meta, self._content = drive, meta, content
+        self._table, self._settler, self._books = table, settler, books
+        self.delay = delay
+        self.due: Due = lambda node, delay, backoff=False: None  # set by the write-back's queue
+        self._lock = threading.Lock()
+        self.uploaded = 0
+        self.conflicts = 0
+        self.last_error = ""
+
+    def start(self, node: FileNode) -> Job | None:
+        """The scheduler's question: can the node's upload start now? (Its job, if so.)"""
+        with node.lock:
+            if node.retired or not node.dirty or node.writers or node.ops or node.job is not None:
+                return None
+            return new_job(node)
+
+    def run(self, node: FileNode, job: Job, *, raise_errors: bool = False) -> None:
+        """Run one upload job to its end: stored, cancelled or failed."""
+        try:
+            if job.cancelled:
+                raise Cancelled(job.cancelled)
+            with node.lock:
+                attempts = list(node.staged.attempts) if node.staged is not None else []
+                resumed = node.staged is not None and node.staged.resumed
+            parent = self._meta.folder_item(job.parent_id)
+            stored, conflict = conflicts.store(
+                self._drive,
+                parent,
+                job.base,
+                job.name,
+                job.source,
+                job.mtime,
+                attempts,
+                resumed=resumed,
+                control=JobControl(node, job, self._books),
+            )
+            if job.cancelled and not job.committed:  # an earlier upload of ours was found stored
+                raise Cancelled(job.cancelled)
+        except Cancelled:
+            self._cancelled(node, job)
+            if raise_errors:
+                raise
+            return
+        except Exception as error:
+            self._failed(node, job, error)
+            if raise_errors:
+                raise
+            return
+        self._stored(node, job, stored, conflict)
+
+    def counts(self) -> dict[str, Any]:
+        with self._lock:
+            return {"uploaded": self.uploaded, "conflicts": self.conflicts, "last_error": self.last_error}
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _stored(self, node: FileNode, job: Job, stored: Item, conflict: bool) -> None:
+        with node.lock:
+            before = node.remote
+            copy = node.staged
+            assert copy is not None
+            node.job = None
+            node.failures, node.last_error = 0, ""
+            copy.resumed = False
+            copy.stored_generation = job.generation
+            node.remote = stored
+            if conflict:
+                node.name = stored.name  # later writes follow the copy, never the original
+            unchanged = copy.path == job.source and copy.generation == job.generation
+            copy.shared = copy.shared or unchanged  # before the cache may link it
+            if not node.deleted:
+                self._table.show(node)
+            node.changed.notify_all()
+        self._table.bind(node, stored.id)
+        if conflict and before is not None:
+            self._table.unbind(node, before.id)  # that id is the other device's version now
+        with self._lock:
+            self.uploaded += 1
+            self.conflicts += conflict
+        if copy.path != job.source:
+            job.source.unlink(missing_ok=True)
+        self._meta.put(job.parent_id, stored)
+        if before is not None and before.id != stored.id and not conflict:
+            self._meta.remove(job.parent_id, before)
+        if conflict:
+            self._meta.invalidate(job.parent_id)
+        if unchanged:
+            self._import(node, copy, stored)
+        if node.dirty:  # written again during the upload
+            with node.lock:
+                copy.journaled_generation = -1
+            self._books.flush(node)
+            if not node.writers:
+                self.due(node, self.delay)
+        else:
+            self._settler.add(node)
+        self._books.retire_if_done(node)
+
+    def _import(self, node: FileNode, copy: Staged, stored: Item) -> None:
+        """The stored bytes become the version's content-cache blocks (a small file's copy by a
+        hard link: then the copy is ``shared`` and is never changed in place again)."""
+        try:
+            linked = self._content.import_file(stored.docwsid, stored.etag, copy.path)
+        except OSError as error:  # a full cache disk: the blocks will be fetched when read
+            log.warning("content cache: %s not kept after its upload: %s", node.name, error)
+            linked = False
+        if not linked:
+            with node.lock:  # copied, or not kept: changes may go in place again
+                if node.staged is copy and copy.fd >= 0:
+                    copy.shared = staged.links(copy) > 1
+
+    def _failed(self, node: FileNode, job: Job, error: Exception) -> None:
+        with node.lock:
+            if node.job is job:
+                node.job = None
+            node.failures += 1
+            node.last_error = f"{type(error).__name__}: {error}"
+            backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (node.failures - 1))
+            node.changed.notify_all()
+        with self._lock:
+            self.last_error = f"{node.name}: {node.last_error}"
+        log.warning("upload of %s failed (%s); retrying in %.0f s", node.name, error, backoff)
+        self.due(node, backoff, backoff=True)
+        self._books.retire_if_done(node)
+
+    def _cancelled(self, node: FileNode, job: Job) -> None:
+        with node.lock:
+            if node.job is job:
+                node.job = None
+            node.changed.notify_all()
+            again = node.dirty and not node.writers and not node.ops
+            forked = node.staged is None or node.staged.path != job.source
+        if forked:
+            job.source.unlink(missing_ok=True)
+        if again:
+            self.due(node, 0.0)
+        self._books.retire_if_done(node)

@@ -1,5 +1,10 @@
 """``WriteBack``: what the filesystem asks of the write-back, on nodes (see the package note).
 
+It is the one seam the filesystem calls (life cycle, handles, content, namespace, stats), which
+is why it is longer than its siblings; each call is short and hands the work to them: nodes
+(``table.py``), staged copies (``staged.py``), rows (``rows.py``), uploads (``upload.py``,
+``queue.py``), settling (``settle.py``) and start-up (``recovery.py``).
+
 Locks, in the order they may be taken:
 0. ``_settling`` (one settle at a time), taken with nothing else held;
 1. ``FileNode.staging`` (one download into a new staged copy at a time) and
@@ -15,10 +20,8 @@ node's condition.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,24 +31,21 @@ from typing import Any
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.prefetch import Reader
-from icloudfs.cache.writeback import conflicts, recovery, staged
-from icloudfs.cache.writeback.journal import Journal, Row
+from icloudfs.cache.writeback import recovery, staged
+from icloudfs.cache.writeback.health import Troubles
+from icloudfs.cache.writeback.journal import Journal
 from icloudfs.cache.writeback.node import FileNode, Job, NodeState, Staged
 from icloudfs.cache.writeback.queue import UploadQueue
+from icloudfs.cache.writeback.rows import NodeRows
+from icloudfs.cache.writeback.settle import Settler
 from icloudfs.cache.writeback.table import NodeTable
-from icloudfs.cache.writeback.upload import JobControl, cancel, new_job
+from icloudfs.cache.writeback.upload import Uploader, cancel, new_job
 from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item
 from icloudfs.errors import Cancelled, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
-DIGEST_AT_CLOSE = 1 << 20  # files up to this size are hashed when journaled, not when uploaded
-# Files up to this size keep their bytes in their journal row: the row's commit makes them durable,
-# so closing one costs one sync instead of two (the copy's fdatasync and the commit).
-IN_ROW = 64 << 10
-BACKOFF_FIRST_S = 2.0
-BACKOFF_MAX_S = 300.0
 _STAGE_TRIES = 3
 
 Found = Item | FileNode
@@ -76,22 +76,21 @@ class WriteBack:
         self._files = staged.StagedFiles(folder / "staged")
         self._journal = Journal(folder / "journal.db")
         self._table = NodeTable()
-        self._lock = threading.Lock()
-        self._settled: list[tuple[FileNode, Staged, str]] = []  # stored nodes and rows to forget
-        self._settling = threading.Lock()  # one settle at a time (a caller may wait for it)
-        self._troubles: dict[str, str] = {}  # where -> what keeps failing there
-        self.uploaded = 0
-        self.conflicts = 0
-        self.last_error = ""
+        self._troubles = Troubles()
+        self._rows = NodeRows(self._journal, self._troubles)
+        self._settler = Settler(meta, self._journal, self._troubles)
+        self._uploader = Uploader(drive, meta, content, self._table, self._settler, self, delay=delay)
         self._queue = UploadQueue(
             workers=workers,
             find=self._table.get,
             start=self._start_job,
-            run=self._run,
-            settle=self.settle,
-            settling=lambda: bool(self._settled),
-            trouble=self._trouble,
+            run=self._uploader.run,
+            settle=lambda: self.settle(),
+            settling=self._settler.pending,
+            trouble=self._troubles.report,
         )
+        self._uploader.due = self._queue.due
+        self._settler.wake = self._queue.wake
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -185,7 +184,7 @@ class WriteBack:
                 due = node.dirty and not node.writers
             if due:
                 self._queue.due(node, self.delay)
-            self._retire_if_done(node)
+            self.retire_if_done(node)
 
     def create(self, parent_id: str, name: str, mtime: float) -> FileNode:
         """A new, empty file, open for writing by its creator; shown in its folder at once."""
@@ -269,18 +268,8 @@ class WriteBack:
             copy.journaled_generation = -1
 
     def flush(self, node: FileNode) -> None:
-        """Journal the node, with its bytes, if it changed since last journaled."""
-        with node.lock:
-            copy = node.staged
-            if copy is None or not node.dirty or copy.journaled_generation == copy.generation:
-                return
-            hashed = copy.size <= DIGEST_AT_CLOSE  # then the upload need not journal it again
-            if hashed and copy.size > IN_ROW:  # smaller ones are hashed as read for the row
-                copy.remember(conflicts.file_digest(copy.path))
-            generation = copy.generation
-        self._write_row(node, hash_content=hashed)
-        with node.lock:
-            copy.journaled_generation = max(copy.journaled_generation, generation)
+        """Journal the node, with its bytes, if it changed since last journaled (``rows.py``)."""
+        self._rows.flush(node)
 
     def sync(self, node: FileNode) -> None:
         """Upload now and return once this version is stored (fsync); raises what the upload
@@ -301,7 +290,7 @@ class WriteBack:
                 job = new_job(node)
             self._queue.cancel(node.key)
             with contextlib.suppress(Cancelled):  # changed or moved meanwhile: go again
-                self._run(node, job, raise_errors=True)
+                self._uploader.run(node, job, raise_errors=True)
 
     # -- namespace ----------------------------------------------------------------------------
 
@@ -348,7 +337,7 @@ class WriteBack:
             self._table.show(node)
         if taken is not None:
             self._table.bind(node, taken.id)
-        self._rewrite_row(node)  # before the replaced one's row goes: a crash keeps the newer
+        self._rows.rewrite(node)  # before the replaced one's row goes: a crash keeps the newer
         if replacing is not None:
             self.unlink(replacing)
 
@@ -360,7 +349,7 @@ class WriteBack:
             if node.staged is not None and not node.deleted:
                 self._table.show(node)
         self._table.bind(node, item.id)
-        self._rewrite_row(node)  # a pending replace must name the version's new etag
+        self._rows.rewrite(node)  # a pending replace must name the version's new etag
 
     def unlink(self, node: FileNode, *, trash_on_close: bool = False) -> None:
         """The file is deleted: it is gone from its folder at once, and its pending upload is
@@ -373,13 +362,13 @@ class WriteBack:
         self._table.hide(node)
         self._queue.cancel(node.key)
         self._journal.delete(node.key)
-        self._retire_if_done(node)
+        self.retire_if_done(node)
 
     def trashed(self, node: FileNode) -> None:
         """The stored version of a file unlinked while open went to the trash: let it go."""
         with node.lock:
             node.trash_on_close = False
-        self._retire_if_done(node)
+        self.retire_if_done(node)
 
     # -- stats and control --------------------------------------------------------------------
 
@@ -415,83 +404,26 @@ class WriteBack:
 
     def stats(self) -> dict[str, Any]:
         states = [node.state for node in self._table.live()]
-        with self._lock:
-            uploaded, conflicted, last_error = self.uploaded, self.conflicts, self.last_error
-            troubles = "; ".join(self._troubles.values())
         return {
             "queued": sum(s in (NodeState.QUEUED, NodeState.OPEN, NodeState.FAILED) for s in states),
             "in_progress": states.count(NodeState.UPLOADING),
             "failed": states.count(NodeState.FAILED),
-            "uploaded": uploaded,
-            "conflicts": conflicted,
+            **self._uploader.counts(),
             "staged_bytes": self.pinned_bytes(),
-            "last_error": last_error,
-            "paused": troubles or None,
+            "paused": self._troubles.summary(),
         }
 
     def settle(self) -> None:
-        """Forget the journal rows of stored files, once their listings are on disk: after a
-        crash, a stale persisted listing would make our own upload look like a remote change
-        (and the next write a false conflict). A row written again since (the file changed
-        once more) differs from the one remembered, so it stays. On failure (a full disk) the
-        rows are kept to be forgotten later."""
-        with self._settling:
-            with self._lock:
-                settled, self._settled = self._settled, []
-            if not settled:
-                return
-            try:
-                self._meta.flush()
-                self._journal.forget((node.key, row) for node, _, row in settled)
-            except BaseException as error:
-                with self._lock:
-                    self._settled[:0] = settled
-                self._trouble("settling", error)
-                raise
-        self._trouble("settling", None)
-        for node, copy, _ in settled:  # a row is useless without its staged copy: they go together
-            with node.lock:
-                copy.settling -= 1
-                gone = copy.fd < 0 and not copy.settling
-            if gone:
-                copy.path.unlink(missing_ok=True)
+        """Forget the journal rows of stored files now (``settle.py``)."""
+        self._settler.settle()
 
     def record_attempt(self, node: FileNode, digest: str) -> None:
-        """Journal the digest of bytes an upload sent, before the request that makes them appear
-        (its control calls this): if we crash after iCloud stored them, the next attempt
-        recognises them as ours, not as a conflict. Small files' digests were journaled at close."""
-        with node.lock:
-            copy = node.staged
-            if copy is None or digest in copy.attempts:
-                return
-            copy.remember(digest)
-        self._write_row(node)
+        self._rows.record_attempt(node, digest)
 
     # -- internals: pins ----------------------------------------------------------------------
 
     def _pin(self, found: Found, *, handles: int = 0, writers: int = 0, ops: int = 0) -> FileNode | None:
-        if isinstance(found, FileNode):
-            with found.lock:
-                if found.retired:
-                    return None
-                found.handles += handles
-                found.writers += writers
-                found.ops += ops
-            return found
-        while True:
-            node = self._table.bound(found.id)
-            if node is None:
-                fresh = FileNode(uuid.uuid4().hex, found.parent_id or "", found.name, found)
-                fresh.handles, fresh.writers, fresh.ops = handles, writers, ops
-                node = self._table.claim(fresh)
-                if node is fresh:
-                    return fresh
-            with node.lock:
-                if not node.retired:
-                    node.handles += handles
-                    node.writers += writers
-                    node.ops += ops
-                    return node
+        return self._table.pin(found, handles=handles, writers=writers, ops=ops)
 
     def _pin_for_op(self, found: Found) -> FileNode:
         node = self._pin(found, ops=1)
@@ -510,9 +442,12 @@ class WriteBack:
             due = node.dirty and not node.writers and not node.ops and node.job is None
         if due:
             self._queue.due(node, 0.0)
-        self._retire_if_done(node)
+        self.retire_if_done(node)
 
-    def _retire_if_done(self, node: FileNode) -> None:
+    def _start_job(self, node: FileNode) -> Job | None:
+        return self._uploader.start(node)
+
+    def retire_if_done(self, node: FileNode) -> None:
         """Forget a node nothing refers to any more: clean (or deleted) and closed."""
         with node.lock:
             busy = node.handles or node.ops or node.job is not None or node.trash_on_close
@@ -553,188 +488,3 @@ class WriteBack:
         if reading or copy.shared:
             staged.fork(copy, keep_old=reading)
         return copy
-
-    def _write_row(self, node: FileNode, *, hash_content: bool = False) -> None:
-        """Write the node's row; when the call returns, the row and the staged bytes are on disk
-        (a small file's in the row, a bigger one's synced in place). ``hash_content``: remember
-        the digest of a small file's bytes too, read once for both."""
-        with node.journaling:
-            with node.lock:
-                copy = node.staged
-                if copy is None or node.deleted:
-                    return
-                content = staged.pread(copy) if copy.size <= IN_ROW else None
-                if content is None:
-                    staged.datasync(copy)
-                elif hash_content:
-                    copy.remember(hashlib.sha256(content).hexdigest())
-                base = node.remote
-                data = Row(
-                    node.parent_id, node.name, base, copy.mtime, copy.path.name, copy.attempts
-                ).encode()
-            try:
-                self._journal.write(node.key, data, content)
-            except (OSError, sqlite3.Error) as error:
-                self._trouble("journaling", error)
-                raise
-            self._trouble("journaling", None)
-            with node.lock:
-                copy.journal_row = data
-
-    def _rewrite_row(self, node: FileNode) -> None:
-        """Write the row again if the node has one (its place or base changed)."""
-        with node.lock:
-            has_row = node.staged is not None and bool(node.staged.journal_row) and node.dirty
-        if has_row:
-            self._write_row(node)
-
-    # -- internals: uploads -------------------------------------------------------------------
-
-    def _start_job(self, node: FileNode) -> Job | None:
-        """The scheduler's question: can the node's upload start now? (Its job, if so.)"""
-        with node.lock:
-            if node.retired or not node.dirty or node.writers or node.ops or node.job is not None:
-                return None
-            return new_job(node)
-
-    def _run(self, node: FileNode, job: Job, *, raise_errors: bool = False) -> None:
-        """Run one upload job to its end: stored, cancelled or failed."""
-        try:
-            if job.cancelled:
-                raise Cancelled(job.cancelled)
-            with node.lock:
-                attempts = list(node.staged.attempts) if node.staged is not None else []
-                resumed = node.staged is not None and node.staged.resumed
-            parent = self._meta.folder_item(job.parent_id)
-            stored, conflict = conflicts.store(
-                self._drive,
-                parent,
-                job.base,
-                job.name,
-                job.source,
-                job.mtime,
-                attempts,
-                resumed=resumed,
-                control=JobControl(node, job, self),
-            )
-            if job.cancelled and not job.committed:  # an earlier upload of ours was found stored
-                raise Cancelled(job.cancelled)
-        except Cancelled:
-            self._cancelled(node, job)
-            if raise_errors:
-                raise
-            return
-        except Exception as error:
-            self._failed(node, job, error)
-            if raise_errors:
-                raise
-            return
-        self._stored(node, job, stored, conflict)
-
-    def _stored(self, node: FileNode, job: Job, stored: Item, conflict: bool) -> None:
-        with node.lock:
-            before = node.remote
-            copy = node.staged
-            assert copy is not None
-            node.job = None
-            node.failures, node.last_error = 0, ""
-            copy.resumed = False
-            copy.stored_generation = job.generation
-            node.remote = stored
-            if conflict:
-                node.name = stored.name  # later writes follow the copy, never the original
-            unchanged = copy.path == job.source and copy.generation == job.generation
-            copy.shared = copy.shared or unchanged  # before the cache may link it
-            if not node.deleted:
-                self._table.show(node)
-            node.changed.notify_all()
-        self._table.bind(node, stored.id)
-        if conflict and before is not None:
-            self._table.unbind(node, before.id)  # that id is the other device's version now
-        with self._lock:
-            self.uploaded += 1
-            self.conflicts += conflict
-        if copy.path != job.source:
-            job.source.unlink(missing_ok=True)
-        self._meta.put(job.parent_id, stored)
-        if before is not None and before.id != stored.id and not conflict:
-            self._meta.remove(job.parent_id, before)
-        if conflict:
-            self._meta.invalidate(job.parent_id)
-        if unchanged:
-            self._import(node, copy, stored)
-        if node.dirty:  # written again during the upload
-            with node.lock:
-                copy.journaled_generation = -1
-            self.flush(node)
-            if not node.writers:
-                self._queue.due(node, self.delay)
-        else:
-            with node.lock:
-                copy.settling += 1
-                row = copy.journal_row
-            with self._lock:
-                self._settled.append((node, copy, row))
-            self._queue.wake()
-        self._retire_if_done(node)
-
-    def _import(self, node: FileNode, copy: Staged, stored: Item) -> None:
-        """The stored bytes become the version's content-cache blocks (a small file's copy by a
-        hard link: then the copy is ``shared`` and is never changed in place again)."""
-        try:
-            linked = self._content.import_file(stored.docwsid, stored.etag, copy.path)
-        except OSError as error:  # a full cache disk: the blocks will be fetched when read
-            log.warning("content cache: %s not kept after its upload: %s", node.name, error)
-            linked = False
-        if not linked:
-            with node.lock:  # copied, or not kept: changes may go in place again
-                if node.staged is copy and copy.fd >= 0:
-                    copy.shared = staged.links(copy) > 1
-
-    def _failed(self, node: FileNode, job: Job, error: Exception) -> None:
-        with node.lock:
-            if node.job is job:
-                node.job = None
-            node.failures += 1
-            node.last_error = f"{type(error).__name__}: {error}"
-            backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (node.failures - 1))
-            node.changed.notify_all()
-        with self._lock:
-            self.last_error = f"{node.name}: {node.last_error}"
-        log.warning("upload of %s failed (%s); retrying in %.0f s", node.name, error, backoff)
-        self._queue.due(node, backoff, backoff=True)
-        self._retire_if_done(node)
-
-    def _cancelled(self, node: FileNode, job: Job) -> None:
-        with node.lock:
-            if node.job is job:
-                node.job = None
-            node.changed.notify_all()
-            again = node.dirty and not node.writers and not node.ops
-            forked = node.staged is None or node.staged.path != job.source
-        if forked:
-            job.source.unlink(missing_ok=True)
-        if again:
-            self._queue.due(node, 0.0)
-        self._retire_if_done(node)
-
-    def _trouble(self, where: str, error: BaseException | None) -> None:
-        """Keep (or, with None, clear) what keeps failing ``where``; logged once per change."""
-        text = None if error is None else _describe(error)
-        with self._lock:
-            before = self._troubles.get(where)
-            if text is None:
-                self._troubles.pop(where, None)
-            else:
-                self._troubles[where] = text
-        if text is not None and text != before:
-            log.error("write-back %s failed: %s; retrying", where, text, exc_info=error)
-        elif text is None and before is not None:
-            log.warning("write-back %s works again (it failed with: %s)", where, before)
-
-
-def _describe(error: BaseException) -> str:
-    full = isinstance(error, sqlite3.OperationalError) and "full" in str(error)
-    if full or (isinstance(error, OSError) and error.errno == 28):
-        return f"cache disk full ({error})"
-    return f"{type(error).__name__}: {error}"

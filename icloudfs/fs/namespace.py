@@ -77,10 +77,7 @@ class Namespace:
             self._tree.unhide(path)
             self._unlinked.trash(unlinked, path)
             return
-        parent, found = self._tree.parent_and_child(path)
-        if isinstance(found, Item) and found.is_folder:
-            raise IsAFolder(path)
-        self._check_folder_writable(parent)
+        parent, found = self._file_to_delete(path)
         with self._writeback.quiesce(found, why="deleted") as (node,):
             assert node is not None
             stored = node.remote
@@ -144,11 +141,15 @@ class Namespace:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _unlink_open(self, old: str, hidden: str) -> None:
-        parent, found = self._tree.parent_and_child(old)
+    def _file_to_delete(self, path: str) -> tuple[Item, Found]:
+        parent, found = self._tree.parent_and_child(path)
         if isinstance(found, Item) and found.is_folder:
-            raise IsAFolder(old)
+            raise IsAFolder(path)
         self._check_folder_writable(parent)
+        return parent, found
+
+    def _unlink_open(self, old: str, hidden: str) -> None:
+        parent, found = self._file_to_delete(old)
         with self._writeback.quiesce(found, why="deleted") as (node,):
             assert node is not None
             self._writeback.unlink(node, trash_on_close=True)

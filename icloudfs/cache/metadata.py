@@ -75,6 +75,7 @@ class _Listing:
     # last level (all of it, so the first one a walk reaches moves the prefetch on for them all),
     # or of itself when fetched for a lookup. Ids, not listings: a replaced listing is not kept.
     frontier: tuple[str, ...] | None = None
+    folders: int | None = None  # how many children are folders (counted on first need)
 
 
 class MetadataCache:
@@ -146,7 +147,11 @@ class MetadataCache:
         """How many subfolders a folder has, if its listing is in memory (no request, no disk)."""
         with self._lock:
             listing = self._cached(folder_id)
-            return None if listing is None else sum(c.is_folder for c in listing.children.values())
+            if listing is None:
+                return None
+            if listing.folders is None:  # counted once: a folder's attributes are asked often
+                listing.folders = sum(c.is_folder for c in listing.children.values())
+            return listing.folders
 
     def folder_item(self, folder_id: str) -> Item:
         """A folder's ``Item`` by id: from a cached listing, else asked of the drive."""
@@ -213,6 +218,7 @@ class MetadataCache:
                 racing.append((key, item, put))
             listing = self._cached(parent_id)
             if listing is not None and _apply(listing.children, key, item, put=put):
+                listing.folders = None
                 self._dirty[parent_id] = listing
 
     def created_folder(self, parent_id: str, folder: Item) -> None:

@@ -37,8 +37,10 @@ class Settler:
             copy.settling += 1
             row = copy.journal_row
         with self._lock:
+            first = not self._rows
             self._rows.append((node, row))
-        self.wake()
+        if first:  # the scheduler looks within SETTLE_EVERY_S once rows wait
+            self.wake()
 
     def pending(self) -> bool:
         return bool(self._rows)

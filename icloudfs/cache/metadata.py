@@ -126,14 +126,15 @@ class MetadataCache:
             )
         return item
 
-    def children(self, folder: Item, *, max_age: float | None = None) -> list[Item]:
-        """The folder's entries as iCloud last listed them (with this mount's changes).
+    def children(self, folder: Item, *, max_age: float | None = None) -> dict[str, Item]:
+        """The folder's entries as iCloud last listed them (with this mount's changes), by name
+        key (a copy).
 
         ``max_age`` asks for a listing fetched more recently than the TTL requires.
         """
         listing = self._listing(folder, self.ttl if max_age is None else max_age, walk=True)
         with self._lock:
-            return list(listing.children.values())
+            return dict(listing.children)
 
     def lookup(self, folder: Item, name: str) -> Item | None:
         """The child called ``name`` (compared NFC + case-insensitively), or ``None``."""

@@ -134,14 +134,14 @@ class Tree:
 
     def children(self, folder: Item, *, max_age: float | None = None) -> list[Found]:
         items = self._meta.children(folder, max_age=max_age)
-        bound = self._writeback.bound_among([i.id for i in items if not i.is_folder])
-        shown: dict[str, Found] = {}
-        for item in items:
+        shown: dict[str, Found] = dict(items)
+        bound = self._writeback.bound_among(items.values())
+        for key, item in items.items() if bound else ():
             node = bound.get(item.id)
-            if node is None:
-                shown[name_key(item)] = item
-            elif not node.deleted and node.staged is None:
-                shown[name_key(item)] = node
+            if node is not None and not node.deleted and node.staged is None:
+                shown[key] = node  # a plain open file
+            elif node is not None:
+                del shown[key]  # unlinked here, or shown under another name
         for node in self._writeback.shown_in(folder.id):
             shown[key_of(node)] = node
         if self._whole_drive and folder.id == self.top.id:

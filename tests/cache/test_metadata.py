@@ -78,7 +78,7 @@ def test_changes_made_during_a_fetch_apply_to_its_answer(drive: MemoryDrive) -> 
     meta.remove(root.id, gone)  # a delete of ours the answer predates
     thread.join()
     assert isinstance(out[0], Item) and out[0].name == "other"
-    assert sorted(c.name for c in meta.children(root)) == ["keep", "mine", "other"]
+    assert sorted(c.name for c in meta.children(root).values()) == ["keep", "mine", "other"]
     assert drive.calls["list_folders"] == 2
 
 
@@ -128,7 +128,7 @@ def test_a_walk_deeper_than_the_prefetch_costs_one_request_per_level(drive: Memo
     drive.reset_calls()
 
     def walk(folder: Item) -> int:
-        children = meta.children(folder)
+        children = meta.children(folder).values()
         return sum(walk(c) if c.is_folder else 1 for c in children)
 
     assert walk(meta.root()) == len(folders)
@@ -152,7 +152,7 @@ def test_listings_persist_and_serve_offline(drive: MemoryDrive, tmp_path: Path) 
     drive.fail("list_folders", Unavailable("offline"), times=10)
     offline = _cache(drive, tmp_path / "m.db", ttl=0.0)
     docs = offline.lookup(offline.root(), "docs")
-    assert docs is not None and [c.name for c in offline.children(docs)] == ["a"]
+    assert docs is not None and [c.name for c in offline.children(docs).values()] == ["a"]
 
 
 def test_local_changes_apply_to_persisted_listings(drive: MemoryDrive, tmp_path: Path) -> None:

@@ -47,11 +47,12 @@ class NodeTable:
         with self._lock:
             return self._by_remote.get(remote_id)
 
-    def bound_among(self, remote_ids: Iterable[str]) -> dict[str, FileNode]:
-        """The nodes bound to any of these ids, by id (one lock for a whole listing)."""
+    def bound_among(self, items: Iterable[Item]) -> dict[str, FileNode]:
+        """The nodes bound to any of these items, by id (one lock for a whole listing; nothing
+        to look up at all while no file is open or pending, the common case of a tree walk)."""
         with self._lock:
             found = self._by_remote
-            return {i: found[i] for i in remote_ids if i in found}
+            return {i.id: found[i.id] for i in items if i.id in found} if found else {}
 
     def shown_at(self, folder_id: str, name: str) -> FileNode | None:
         with self._lock:

@@ -24,7 +24,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,8 @@ class WriteBack:
         """The node a listing's file is, here (while it lives)."""
         return self._table.bound(remote_id)
 
-    def bound_among(self, remote_ids: list[str]) -> dict[str, FileNode]:
-        return self._table.bound_among(remote_ids)
+    def bound_among(self, items: Iterable[Item]) -> dict[str, FileNode]:
+        return self._table.bound_among(items)
 
     # -- handles ------------------------------------------------------------------------------
 

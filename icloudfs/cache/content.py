@@ -155,6 +155,25 @@ class ContentCache:
                 os.replace(tmp, path)
                 self._added(rel, length)
 
+    def retag(self, docwsid: str, old_etag: str, new_etag: str) -> None:
+        """A version got a new etag without new content (this mount renamed or moved it): its
+        blocks are the new etag's, so the file stays readable without a download (offline too)."""
+        folder, old, new = self._doc_folder(docwsid), _version(old_etag), _version(new_etag)
+        with self._lock:
+            moving = [rel for rel in self._index if _split(rel) == (folder, old)]
+            if self._versions.get(folder) == old:
+                self._versions[folder] = new
+        for rel in moving:
+            renamed = f"{folder}/{new}.{rel.rpartition('.')[2]}"
+            try:
+                os.replace(self.root / rel, self.root / renamed)
+            except FileNotFoundError:  # evicted meanwhile
+                continue
+            with self._lock:
+                size = self._index.pop(rel, None)
+                if size is not None:
+                    self._index[renamed] = size
+
     def evict(self, docwsids: Iterable[str]) -> int:
         """Drop every cached version of these documents; returns the bytes freed."""
         folders = {self._doc_folder(d) for d in docwsids}
@@ -200,8 +219,7 @@ class ContentCache:
         return path, path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
 
     def _rel(self, docwsid: str, etag: str, index: int) -> str:
-        version = hashlib.sha256(etag.encode()).hexdigest()[:20]
-        return f"{self._doc_folder(docwsid)}/{version}.{index}"
+        return f"{self._doc_folder(docwsid)}/{_version(etag)}.{index}"
 
     @staticmethod
     def _doc_folder(docwsid: str) -> str:
@@ -259,6 +277,10 @@ class ContentCache:
             self.used += size
         if found:
             log.info("content cache: %d blocks, %d bytes on disk", len(found), self.used)
+
+
+def _version(etag: str) -> str:
+    return hashlib.sha256(etag.encode()).hexdigest()[:20]
 
 
 def _split(rel: str) -> tuple[str, str]:

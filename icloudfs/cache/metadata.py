@@ -18,6 +18,12 @@ Listings hold remote truth only: files with local changes (new ones, with a
 temporary ``LOCAL::`` identity, and stored ones being written or replaced) are
 shown by the write-back's nodes, which the filesystem lays over the listing.
 
+Namespace changes that wait to be made remotely (iCloud unreachable) are laid over every
+listing this cache stores or loads (``overlay``, from the write-back's change log), so no fetch
+undoes one. A folder made while iCloud was unreachable has a placeholder id
+(``NEW_FOLDER_PREFIX``): its listing is never fetched, and once iCloud has made it, the
+placeholder is an alias of the real folder (``folder_made``).
+
 Listings are kept in SQLite in the cache folder, with the wall-clock time they
 were fetched: after a restart a listing still within its TTL is used as is, and
 when the drive is unreachable any known listing is served, however old.
@@ -30,6 +36,7 @@ while holding either.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -51,6 +58,7 @@ from icloudfs.errors import AuthError, NotFound, Throttled, Unavailable
 log = logging.getLogger(__name__)
 
 LOCAL_PREFIX = "LOCAL::"
+NEW_FOLDER_PREFIX = "NEWFOLDER::"  # a folder made here that iCloud has not made yet
 PREFETCH_DEPTH = 3  # levels of subfolders fetched ahead of a walk
 PREFETCH_MAX_FOLDERS = 512  # per level and walk step; several list requests of 64 in parallel
 _TRASH_SUFFIX = "::TRASH_ROOT"
@@ -60,6 +68,19 @@ _OFFLINE_ERRORS = (Unavailable, Throttled, AuthError)
 def is_local(item: Item) -> bool:
     """True for a file created on this mount that has not been uploaded yet."""
     return item.id.startswith(LOCAL_PREFIX)
+
+
+def is_new_folder(folder_id: str) -> bool:
+    """True for a folder made on this mount that iCloud has not made yet (see the module note)."""
+    return folder_id.startswith(NEW_FOLDER_PREFIX)
+
+
+Overlay = Callable[[str, dict[str, Item]], bool]
+"""``overlay(folder_id, children)``: lay the waiting changes over a listing; True if it changed."""
+
+
+def _no_overlay(folder_id: str, children: dict[str, Item]) -> bool:
+    return False
 
 
 def name_key(item: Item) -> str:
@@ -92,6 +113,8 @@ class MetadataCache:
         background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._drive = drive
+        self.overlay: Overlay = _no_overlay  # set by the write-back (its change log)
+        self._aliases: dict[str, str] = {}  # a made folder's placeholder id -> its real id
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self._background = background
@@ -147,7 +170,7 @@ class MetadataCache:
     def subfolders(self, folder_id: str) -> int | None:
         """How many subfolders a folder has, if its listing is in memory (no request, no disk)."""
         with self._lock:
-            listing = self._cached(folder_id)
+            listing = self._cached(self._aliases.get(folder_id, folder_id))
             if listing is None:
                 return None
             if listing.folders is None:  # counted once: a folder's attributes are asked often
@@ -157,7 +180,7 @@ class MetadataCache:
     def folder_item(self, folder_id: str) -> Item:
         """A folder's ``Item`` by id: from a cached listing, else asked of the drive."""
         with self._lock:
-            listing = self._cached(folder_id)
+            listing = self._cached(self._aliases.get(folder_id, folder_id))
         return listing.folder if listing is not None else self._drive.stat(folder_id)
 
     def known_folders(self, folder_id: str) -> list[Item]:
@@ -227,6 +250,29 @@ class MetadataCache:
         self.put(parent_id, folder)
         self._store(_Listing(folder, {}, time.time()))
 
+    def folder_made(self, placeholder: Item, made: Item, *, merged: bool) -> None:
+        """iCloud made a folder made here as ``placeholder``: the placeholder becomes an alias of
+        ``made`` (a handle or lookup that still holds it finds the real folder). ``merged``: an
+        existing folder of that name was taken instead, so its listing is fetched."""
+        with self._lock:
+            self._aliases[placeholder.id] = made.id
+        self.remove(placeholder.parent_id or "", placeholder)
+        self.created_folder(made.parent_id or "", made)
+        if merged:
+            self.invalidate(made.id)
+        self.forget(placeholder.id)
+
+    def reapply(self, folder_ids: Iterable[str]) -> None:
+        """Lay the waiting changes over these folders' listings again (one was just made
+        remotely, and its result put in place of what the change had shown)."""
+        for folder_id in folder_ids:
+            self._ensure_loaded(folder_id)
+            with self._lock:
+                listing = self._cached(folder_id)
+                if listing is not None and self.overlay(folder_id, listing.children):
+                    listing.folders = None
+                    self._dirty[folder_id] = listing
+
     def invalidate(self, folder_id: str) -> None:
         """Fetch this folder again on next use (the stale copy still serves offline)."""
         self._ensure_loaded(folder_id)
@@ -242,8 +288,9 @@ class MetadataCache:
             self._dirty[folder_id] = None
 
     def refresh(self, folder_ids: Sequence[str]) -> list[Item]:
-        """Fetch these folders now, in one request; returns their subfolders."""
-        listings = self._fetch(folder_ids)
+        """Fetch these folders now, in one request; returns their subfolders (a folder iCloud
+        has not made yet is not fetched)."""
+        listings = self._fetch([f for f in folder_ids if not is_new_folder(f)])
         return self._subfolders(listings)
 
     # -- persistence and stats ----------------------------------------------------------------
@@ -259,7 +306,9 @@ class MetadataCache:
             due = [
                 f
                 for f in recent
-                if (listing := self._cached(f)) is not None and now - listing.fetched >= interval
+                if (listing := self._cached(f)) is not None
+                and now - listing.fetched >= interval
+                and not is_new_folder(f)
             ]
         for start in range(0, len(due), batch):
             try:
@@ -305,14 +354,20 @@ class MetadataCache:
     def _listing(self, folder: Item, max_age: float, *, walk: bool = False) -> _Listing:
         """The folder's listing, fetched when older than ``max_age``. ``walk``: its entries are
         being read (readdir), so a tree walk may follow; subfolders are then fetched ahead. A
-        lookup does not: opening one file should not set off a crawl that competes with its read."""
+        lookup does not: opening one file should not set off a crawl that competes with its read.
+        A folder iCloud has not made yet is never fetched: its listing is what was made here."""
         now = time.time()
         with self._lock:
+            real = self._aliases.get(folder.id)
+            if real is not None:
+                folder = dataclasses.replace(folder, id=real)
             self._used[folder.id] = now
             listing = self._cached(folder.id)
         if listing is None:
             listing = self._load(folder.id)
-        if listing is not None and now - listing.fetched < max_age:
+        if listing is None and is_new_folder(folder.id):
+            listing = self._store(_Listing(folder, {}, now))
+        if listing is not None and (now - listing.fetched < max_age or is_new_folder(folder.id)):
             with self._lock:
                 self.hits += 1
                 reached = [self._cached(i) for i in listing.frontier or ()] if walk else []
@@ -391,7 +446,8 @@ class MetadataCache:
             stale = [
                 f.id
                 for f in folders
-                if (cached := self._cache.get(f.id)) is None or now - cached.fetched >= self.ttl
+                if ((cached := self._cache.get(f.id)) is None or now - cached.fetched >= self.ttl)
+                and not is_new_folder(f.id)
             ][:PREFETCH_MAX_FOLDERS]
         if not stale:
             return
@@ -436,6 +492,7 @@ class MetadataCache:
         with self._lock:
             for key, item, put in self._racing.pop(folder_id, []) if fetched else []:
                 _apply(listing.children, key, item, put=put)
+            self.overlay(folder_id, listing.children)
             with contextlib.suppress(ValueError):  # larger than the cache: serve, don't keep
                 self._cache[folder_id] = listing
             self._dirty[folder_id] = listing
@@ -447,8 +504,10 @@ class MetadataCache:
         if row is None:
             return None
         listing = _listing_from(row[0])
-        with self._lock, contextlib.suppress(ValueError):
-            self._cache.setdefault(folder_id, listing)
+        with self._lock:
+            self.overlay(folder_id, listing.children)  # kept before a change was, or after it was made
+            with contextlib.suppress(ValueError):
+                listing = self._cache.setdefault(folder_id, listing)
         return listing
 
 

@@ -99,11 +99,11 @@ class Filesystem:
             umask=umask,
             read_only=read_only,
         )
-        self.unlinked = Unlinked(self.writeback, self.meta, drive)
+        self.unlinked = Unlinked(self.writeback, self.meta)
         self.files = Files(
             self.tree, self.attrs, self.writeback, self.reader, self.meta, drive, self._handles, self.unlinked
         )
-        self.names = Namespace(self.tree, self.attrs, self.writeback, self.meta, drive, self.unlinked)
+        self.names = Namespace(self.tree, self.attrs, self.writeback, self.meta, self.unlinked)
         self.verbs = Verbs(self.tree, self.meta, self.content, self.writeback, drive)
         self._quota: tuple[float, dict[str, int]] = (0.0, {})
         self._stop = threading.Event()

@@ -7,9 +7,10 @@ waited for (a few requests, never a transfer). Then:
 - a file not stored yet is renamed or deleted here only: no request. Renamed over an existing
   file, it takes over that file's stored version, and its upload replaces it (the editor and
   rsync pattern: no request now, one atomic replace later);
-- a stored file is renamed, moved or sent to the trash remotely at once. Over an existing
-  target, the target is renamed aside first, the source moved in, and only then is the target
-  trashed (on failure it is renamed back): the target is never lost.
+- a stored file or a folder is renamed, moved or sent to the trash remotely at once (over an
+  existing target, the target is set aside first and trashed last: ``writeback/remote.py``);
+  when iCloud cannot take it now, the change is journaled, shown here at once and made later
+  (``writeback/changes.py``), and the call succeeds.
 
 Deletions go to the drive's Recently Deleted. A file unlinked while open (libfuse renames it to
 ``.fuse_hidden…`` first) is gone from its folder at once, and its stored version stays for its
@@ -24,16 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.writeback import Found, WriteBack
 from icloudfs.drive import names
-from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item, ItemKind
-from icloudfs.errors import AlreadyExists, Conflict, DriveError, NotFound
+from icloudfs.errors import AlreadyExists, NotFound
 from icloudfs.fs.attrs import Attributes
 from icloudfs.fs.errors import FolderNotEmpty, InvalidRequest, IsAFolder, NotAFolder, ReadOnly, Unsupported
 from icloudfs.fs.tree import Tree, is_hidden
@@ -41,7 +38,6 @@ from icloudfs.fs.unlinked import Unlinked
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
@@ -55,11 +51,11 @@ class Namespace:
         attrs: Attributes,
         writeback: WriteBack,
         meta: MetadataCache,
-        drive: Drive,
         unlinked: Unlinked,
     ) -> None:
         self._tree, self._attrs, self._writeback = tree, attrs, writeback
-        self._meta, self._drive, self._unlinked = meta, drive, unlinked
+        self._meta, self._unlinked = meta, unlinked
+        self._changes = writeback.changes
 
     def mkdir(self, path: str) -> None:
         parent, name = self._tree.parent_of(path)
@@ -67,7 +63,7 @@ class Namespace:
         if self._tree.child(parent, name) is not None:
             raise AlreadyExists(path)
         self._unlinked.free(parent, name)
-        folder = self._drive.mkdir(parent, names.to_remote(name))
+        folder = self._changes.mkdir(parent, names.to_remote(name))
         self._meta.created_folder(parent.id, folder)
         self._attrs.changed(parent.id)
 
@@ -83,7 +79,7 @@ class Namespace:
             stored = node.remote
             if stored is not None:
                 with contextlib.suppress(NotFound):  # gone already (logged): gone is what was asked
-                    self._trash(stored, path)
+                    self._changes.trash(stored, path)
                 self._meta.remove(parent.id, stored)
             self._writeback.unlink(node)
         self._attrs.changed(parent.id)
@@ -95,7 +91,7 @@ class Namespace:
         self._check_movable(found)
         self._check_folder_writable(parent)
         self._check_empty(found)
-        self._remote(self._drive.trash, found, path)
+        self._changes.trash(found, path)
         self._meta.remove(parent.id, found)
         self._meta.forget(found.id)
         for unlinked in self._tree.forget_hidden_in(found.id):
@@ -132,7 +128,7 @@ class Namespace:
         remote_name = names.to_remote(dst_name)
         if isinstance(src, Item) and src.is_folder:
             assert target is None or isinstance(target, Item)
-            moved = self._replace(src, src_parent, dst_parent, remote_name, target, new)
+            moved = self._changes.move(src, src_parent, dst_parent, remote_name, target, new)
             self._meta.remove(src_parent.id, src)
             self._meta.put(dst_parent.id, moved)
         else:
@@ -168,75 +164,12 @@ class Namespace:
             stored_target = None if replaced is None else replaced.remote
             if replaced is not None and stored_target is None:
                 self._writeback.unlink(replaced)  # the target exists only here: it just goes
-            moved = self._replace(before, src_parent, dst_parent, name, stored_target, path)
+            moved = self._changes.move(before, src_parent, dst_parent, name, stored_target, path)
             if replaced is not None and stored_target is not None:
                 self._writeback.unlink(replaced)
             self._writeback.moved(node, moved)
             self._meta.remove(src_parent.id, before)
             self._meta.put(dst_parent.id, moved)
-
-    def _replace(
-        self, source: Item, src_parent: Item, dst_parent: Item, name: str, target: Item | None, path: str
-    ) -> Item:
-        """Move a stored item to ``name``; an existing stored target is set aside first and
-        trashed last (and renamed back if the move fails)."""
-        if target is None:
-            return self._move(source, src_parent, dst_parent, name, path)
-        aside = self._remote(
-            self._drive.rename, target, path, f".{target.name}.icloudfs-{uuid.uuid4().hex[:8]}"
-        )
-        try:
-            moved = self._move(source, src_parent, dst_parent, name, path)
-        except BaseException:
-            try:
-                self._drive.rename(aside, target.name)
-            except DriveError as error:
-                log.error("could not restore %s (left as %s): %s", target.name, aside.name, error)
-            raise
-        self._meta.remove(dst_parent.id, target)
-        if target.is_folder:
-            self._meta.forget(target.id)
-        try:
-            self._drive.trash(aside)
-        except DriveError as error:
-            log.warning("replaced %s, but its old version %s stays: %s", name, aside.name, error)
-        return moved
-
-    def _move(self, item: Item, src_parent: Item, dst_parent: Item, name: str, path: str) -> Item:
-        """Rename and/or move, in the order that cannot collide with a name on the way."""
-        try:
-            if src_parent.id == dst_parent.id:
-                return item if item.name == name else self._remote(self._drive.rename, item, path, name)
-            if item.name == name:
-                return self._remote(self._drive.move, item, path, dst_parent)
-            if self._meta.lookup(dst_parent, names.to_local(item.name)) is None:
-                moved = self._remote(self._drive.move, item, path, dst_parent)
-                return self._drive.rename(moved, name)
-            if self._meta.lookup(src_parent, names.to_local(name)) is None:
-                renamed = self._remote(self._drive.rename, item, path, name)
-                return self._drive.move(renamed, dst_parent)
-            hidden = self._remote(self._drive.rename, item, path, f".icloudfs-{uuid.uuid4().hex}")
-            return self._drive.rename(self._drive.move(hidden, dst_parent), name)
-        except BaseException:
-            self._meta.invalidate(src_parent.id)
-            self._meta.invalidate(dst_parent.id)
-            raise
-
-    def _trash(self, item: Item, path: str) -> None:
-        self._remote(self._drive.trash, item, path)
-
-    def _remote(self, action: Callable[..., _T], item: Item, path: str, *args: Any) -> _T:
-        """A drive call on ``item``; on a stale etag, once more with the item as it is now. A
-        ``NotFound`` means it went elsewhere meanwhile: a warning, then the error."""
-        try:
-            try:
-                return action(item, *args)
-            except Conflict:
-                return action(self._drive.stat(item.id), *args)
-        except NotFound as error:
-            log.warning("%s: %s is no longer in iCloud where it was listed (%s)", path, item.name, error)
-            self._meta.invalidate(item.parent_id or "")
-            raise
 
     def _check_folder_writable(self, folder: Item) -> None:
         if self._attrs.read_only:

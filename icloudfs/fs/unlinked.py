@@ -17,13 +17,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import uuid
 
 from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.writeback import FileNode, WriteBack
-from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item
-from icloudfs.errors import Conflict, NotFound
+from icloudfs.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +29,8 @@ log = logging.getLogger(__name__)
 class Unlinked:
     """The stored versions of files unlinked while open. See the module note."""
 
-    def __init__(self, writeback: WriteBack, meta: MetadataCache, drive: Drive) -> None:
-        self._writeback, self._meta, self._drive = writeback, meta, drive
+    def __init__(self, writeback: WriteBack, meta: MetadataCache) -> None:
+        self._writeback, self._meta = writeback, meta
         self._lock = threading.Lock()
 
     def free(self, folder: Item, name: str) -> None:
@@ -47,7 +45,7 @@ class Unlinked:
             stored = pinned.remote
             if not pinned.trash_on_close or stored is None:
                 return
-            aside = self._rename(stored, f".{stored.name}.icloudfs-unlinked-{_tag()}")
+            aside = self._writeback.changes.set_aside(stored, folder, "unlinked-", name)
             self._meta.remove(folder.id, stored)
             self._writeback.moved(pinned, aside)
 
@@ -58,23 +56,7 @@ class Unlinked:
             stored = pinned.remote
             if pinned.trash_on_close and stored is not None:
                 with contextlib.suppress(NotFound):  # its folder went to the trash with it
-                    self._trash(stored)
+                    self._writeback.changes.trash(stored, path)
                 self._meta.remove(stored.parent_id or "", stored)
                 log.debug("%s: unlinked while open, now in the trash", path)
             self._writeback.trashed(pinned)
-
-    def _rename(self, item: Item, name: str) -> Item:
-        try:
-            return self._drive.rename(item, name)
-        except Conflict:  # a stale etag: once more with the item as it is now
-            return self._drive.rename(self._drive.stat(item.id), name)
-
-    def _trash(self, item: Item) -> None:
-        try:
-            self._drive.trash(item)
-        except Conflict:
-            self._drive.trash(self._drive.stat(item.id))
-
-
-def _tag() -> str:
-    return uuid.uuid4().hex[:8]

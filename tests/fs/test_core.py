@@ -157,21 +157,6 @@ def test_rename_over_a_remote_file_becomes_a_replace(drive: MemoryDrive, fs: Fil
     assert drive.trashed() == [], "the old version was replaced, not sent to the trash first"
 
 
-def test_rename_over_a_target_keeps_it_when_the_move_fails(drive: MemoryDrive, fs: Filesystem) -> None:
-    from icloudfs.errors import Unavailable
-
-    drive.add_file("a/src", b"source")
-    drive.add_file("b/dst", b"precious")
-    fs.getattr("/a/src")
-    fs.getattr("/b/dst")
-    drive.fail("move", Unavailable("network down"))
-    with pytest.raises(Unavailable):
-        fs.rename("/a/src", "/b/dst")
-    assert drive.content("b/dst") == b"precious"
-    assert drive.names("b") == ["dst"]
-    assert read_file(fs, "/b/dst") == b"precious"
-
-
 def test_rename_errors(drive: MemoryDrive, fs: Filesystem) -> None:
     drive.add_file("f", b"x")
     drive.add_file("d/inner", b"y")

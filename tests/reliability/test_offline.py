@@ -13,18 +13,23 @@ import pytest
 
 from icloudfs.icloud.account import Account
 from icloudfs.icloud.drive import ICloudDrive
-from tests.fuse.conftest import MountFactory
-from tests.support.emulator import start_emulator
+from tests.fuse.conftest import LiveMount, MountFactory
+from tests.support.emulator import Emulator, start_emulator
+
+
+def mount_legal_cases(emu: Emulator, mount_factory: MountFactory, tmp_path: Path) -> LiveMount:
+    """/LegalCases of the demo drive, through the real backend, with short trust windows."""
+    account = Account("", session_dir=tmp_path / "session", endpoint=emu.url, ca_file=emu.ca)
+    account.login(emu.apple_id, emu.password, remember=False)
+    account.submit_2fa(emu.code)
+    drive = ICloudDrive(account, ca_file=emu.ca, offline_timeout=3.0)
+    return mount_factory(drive, folder="/LegalCases", metadata_ttl=0.5, negative_ttl=0.5)
 
 
 def test_offline_then_back(mount_factory: MountFactory, tmp_path: Path) -> None:
     emu = start_emulator(tmp_path / "emu", "--seed", "demo")
     try:
-        account = Account("", session_dir=tmp_path / "session", endpoint=emu.url, ca_file=emu.ca)
-        account.login(emu.apple_id, emu.password, remember=False)
-        account.submit_2fa(emu.code)
-        drive = ICloudDrive(account, ca_file=emu.ca, offline_timeout=3.0)
-        live = mount_factory(drive, folder="/LegalCases", metadata_ttl=0.5, negative_ttl=0.5)
+        live = mount_legal_cases(emu, mount_factory, tmp_path)
         cached = next(p for p in (live.path / "2024").rglob("*") if p.is_file())
         data = cached.read_bytes()
         uncached = next(p for p in (live.path / "2025").rglob("*") if p.is_file())
@@ -49,5 +54,64 @@ def test_offline_then_back(mount_factory: MountFactory, tmp_path: Path) -> None:
         folder = next(n for n in checker.drive.root.get_children(force=True) if n.name == "LegalCases")
         note = next(n for n in folder.get_children(force=True) if n.name == "offline-note.txt")
         assert note.open().content == b"queued while offline"
+    finally:
+        emu.stop()
+
+
+def test_namespace_changes_made_offline_reach_icloud_when_it_returns(
+    mount_factory: MountFactory, tmp_path: Path
+) -> None:
+    """mkdir, mv (files and folders, into a folder made offline), rm and rmdir made while the
+    emulator is stopped show at once, and reach it, in order, once it runs again."""
+    emu = start_emulator(tmp_path / "emu", "--seed", "demo")
+    try:
+        live = mount_legal_cases(emu, mount_factory, tmp_path)
+        before = {str(p.relative_to(live.path)) for p in live.path.rglob("*")}
+        assert "2025/Doe v Roe/Notes.txt" in before
+
+        port = emu.url.rsplit(":", 1)[1]
+        emu.stop()
+        time.sleep(1.0)  # listings are past their TTL: every call below meets the outage
+        root = live.path
+        (root / "Drafts/inner").mkdir(parents=True)
+        (root / "Drafts/inner/note.txt").write_bytes(b"written offline")
+        os.rename(root / "2024/Smith v Jones/Complaint.pdf", root / "Drafts/Complaint.pdf")
+        os.rename(root / "Templates", root / "Drafts/Templates")
+        os.rename(root / "2024/Smith v Jones/Discovery", root / "2024/Smith v Jones/Discovery (old)")
+        os.unlink(root / "2025/Doe v Roe/Notes.txt")
+        os.rmdir(root / "2025/Doe v Roe")
+        expected = {
+            "2024",
+            "2024/Smith v Jones",
+            "2024/Smith v Jones/Exhibit A\u2215B.pdf",
+            "2024/Smith v Jones/Discovery (old)",
+            "2024/Smith v Jones/Discovery (old)/Deposition transcript.txt",
+            "2024/Smith v Jones/Discovery (old)/Interrogatories.docx",
+            "2025",
+            "Drafts",
+            "Drafts/inner",
+            "Drafts/inner/note.txt",
+            "Drafts/Complaint.pdf",
+            "Drafts/Templates",
+            "Drafts/Templates/Engagement Letter.docx",
+        }
+        assert {str(p.relative_to(root)) for p in root.rglob("*")} == expected, "applied here at once"
+
+        emu = start_emulator(tmp_path / "emu2", "--port", port, data_dir=emu.data_dir)
+        live.settle(60)
+        checker = emu.signed_in(tmp_path / "checker")
+        cases = next(n for n in checker.drive.root.get_children(force=True) if n.name == "LegalCases")
+        remote: set[str] = set()
+        pending = [("", cases)]
+        while pending:
+            prefix, node = pending.pop()
+            for child in node.get_children(force=True):
+                remote.add(prefix + child.name)
+                if child.type == "folder":
+                    pending.append((f"{prefix}{child.name}/", child))
+        assert remote == {p.replace("\u2215", "/") for p in expected}, "replayed in iCloud"
+        note = checker.drive.root["LegalCases"]["Drafts"]["inner"]["note.txt"]
+        assert note.open().content == b"written offline"
+        assert {str(p.relative_to(root)) for p in root.rglob("*")} == expected, "and still shown so"
     finally:
         emu.stop()

@@ -45,7 +45,8 @@ class Gate:
 
 
 class GatedDrive(MemoryDrive):
-    """``MemoryDrive`` with gates on ``upload``, ``replace``, ``rename``, ``move`` and ``trash``."""
+    """``MemoryDrive`` with gates on ``upload``, ``replace``, ``mkdir``, ``rename``, ``move`` and
+    ``trash``."""
 
     def __init__(self, *, latency: float = 0.0) -> None:
         super().__init__(latency=latency)
@@ -77,6 +78,10 @@ class GatedDrive(MemoryDrive):
     ) -> Item:
         self._gate("replace", existing.name, control)
         return super().replace(existing, source, mtime, control)
+
+    def mkdir(self, parent: Item, name: str) -> Item:
+        self._gate("mkdir", name)
+        return super().mkdir(parent, name)
 
     def rename(self, item: Item, new_name: str) -> Item:
         self._gate("rename", item.name)

@@ -1,4 +1,5 @@
-"""The write-back journal: one durable row per file with changes not yet stored remotely.
+"""The write-back journal: one durable row per file with changes not yet stored remotely, and
+the namespace changes (mkdir, rename, delete) waiting to be made remotely, in order.
 
 A row is the node's JSON (``Row``: folder, name, the stored version it replaces, the staged
 copy's file name, upload digests), keyed by the node's key, and for a small file its bytes as
@@ -6,6 +7,11 @@ well: then the one commit that makes the row durable makes the bytes durable too
 staged copy needs no sync of its own. Every write is committed with ``synchronous=FULL``, so
 when a call returns the row survives a crash or a power cut; commits wait for the disk, which is
 why the journal has a lock of its own and callers hold nothing else while writing.
+
+Namespace changes (``changelog.py``) are kept in order of their sequence number. When a mkdir
+is replayed, the folder's placeholder id gets the id iCloud gave it: ``aliases`` keeps that
+pair, in the same commit as the replayed change goes, so a row naming the placeholder (a file
+written in that folder) still finds its folder after a crash.
 """
 
 from __future__ import annotations
@@ -66,6 +72,10 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if "content" not in columns:  # a journal from before small files' bytes were kept in it
             self._db.execute("ALTER TABLE entries ADD COLUMN content BLOB")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS aliases (local TEXT PRIMARY KEY, real TEXT)")
         self._lock = threading.Lock()
 
     def rows(self) -> list[tuple[str, str]]:
@@ -93,6 +103,41 @@ class Journal:
         written again since belongs to a newer version and stays)."""
         with self._lock, self._db:
             self._db.executemany("DELETE FROM entries WHERE key = ? AND data = ?", list(rows))
+
+    # -- namespace changes --------------------------------------------------------------------
+
+    def changes(self) -> list[tuple[int, str]]:
+        """Every waiting namespace change: (seq, data), oldest first."""
+        with self._lock:
+            return list(self._db.execute("SELECT seq, data FROM changes ORDER BY seq").fetchall())
+
+    def add_change(self, data: str) -> int:
+        """Journal a change; returns its sequence number."""
+        with self._lock, self._db:
+            cursor = self._db.execute("INSERT INTO changes (data) VALUES (?)", (data,))
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    def change_made(
+        self, seq: int, rewritten: Iterable[tuple[int, str]], alias: tuple[str, str] | None = None
+    ) -> None:
+        """A change was made remotely: in one commit it goes, the later changes it rebased are
+        rewritten, and a mkdir's placeholder id is aliased to the real one."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM changes WHERE seq = ?", (seq,))
+            self._db.executemany("UPDATE changes SET data = ? WHERE seq = ?", [(d, s) for s, d in rewritten])
+            if alias is not None:
+                self._db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?)", alias)
+
+    def aliases(self) -> dict[str, str]:
+        """Placeholder folder ids -> the ids iCloud gave those folders."""
+        with self._lock:
+            return dict(self._db.execute("SELECT local, real FROM aliases").fetchall())
+
+    def forget_aliases(self) -> None:
+        """Nothing names a placeholder any more (called at start, once rows are resolved)."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM aliases")
 
     def close(self) -> None:
         with self._lock:

@@ -8,7 +8,8 @@ left to upload.
 Two rows for one name (a stored version whose row was not forgotten yet, and a newer one written
 over it) resume as one: only the newer is uploaded (racing it, the older could overwrite it or
 make it a conflict copy), knowing the older's uploads as ours too. Staged copies no row refers
-to are strays of a crash and are removed.
+to are strays of a crash and are removed. A row in a folder made offline whose mkdir iCloud has
+made since names the folder's placeholder id: it is given the real id (the journal's aliases).
 """
 
 from __future__ import annotations
@@ -26,16 +27,21 @@ log = logging.getLogger(__name__)
 def resume(journal: Journal, files: staged.StagedFiles) -> list[FileNode]:
     """The nodes of every journal row, newest per name; strays removed."""
     newest: dict[tuple[str, str], FileNode] = {}  # (folder id, name key) -> its latest row's node
+    aliases = journal.aliases()
     for key, data in journal.rows():  # oldest write first
         node = _node_from(journal, files, key, data)
         if node is None:
             continue
+        if node.parent_id in aliases:
+            node.parent_id = aliases[node.parent_id]
+            _rewrite(journal, node)
         place = (node.parent_id, names.key(node.name))
         older = newest.pop(place, None)
         if older is not None:
             _supersede(journal, older, node)
         newest[place] = node
     files.remove_strays({n.staged.path.name for n in newest.values() if n.staged is not None})
+    journal.forget_aliases()
     return list(newest.values())
 
 
@@ -65,9 +71,15 @@ def _supersede(journal: Journal, older: FileNode, newer: FileNode) -> None:
     assert older.staged is not None and newer.staged is not None
     merged = [d for d in older.staged.attempts if d not in newer.staged.attempts] + newer.staged.attempts
     newer.staged.attempts = merged[-MAX_ATTEMPTS:]
-    copy = newer.staged
-    row = Row(newer.parent_id, newer.name, newer.remote, copy.mtime, copy.path.name, copy.attempts).encode()
-    journal.write(newer.key, row, journal.content(newer.key))
-    copy.journal_row = row
+    _rewrite(journal, newer)
     journal.delete(older.key)
     staged.close_fd(older.staged)
+
+
+def _rewrite(journal: Journal, node: FileNode) -> None:
+    """Write the node's row again, as it is now (its bytes kept as they were)."""
+    copy = node.staged
+    assert copy is not None
+    row = Row(node.parent_id, node.name, node.remote, copy.mtime, copy.path.name, copy.attempts).encode()
+    journal.write(node.key, row, journal.content(node.key))
+    copy.journal_row = row

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from icloudfs.cache.content import ContentCache
@@ -106,6 +107,7 @@ class Uploader:
         self._table, self._settler, self._books = table, settler, books
         self.delay = delay
         self.due: Due = lambda node, delay, backoff=False: None  # set by the write-back's queue
+        self.held: Callable[[], bool] = lambda: False  # set by the write-back: changes wait
         self._lock = threading.Lock()
         self.uploaded = 0
         self.conflicts = 0
@@ -113,6 +115,8 @@ class Uploader:
 
     def start(self, node: FileNode) -> Job | None:
         """The scheduler's question: can the node's upload start now? (Its job, if so.)"""
+        if self.held():  # a namespace change waits: the file's folder may not exist in iCloud yet
+            return None
         with node.lock:
             if node.retired or not node.dirty or node.writers or node.ops or node.job is not None:
                 return None
@@ -152,6 +156,11 @@ class Uploader:
             return
         self._stored(node, job, stored, conflict)
 
+    def note_error(self, text: str) -> None:
+        """The last error to show in ``status`` (one of the write-back's, not an upload's)."""
+        with self._lock:
+            self.last_error = text
+
     def counts(self) -> dict[str, Any]:
         with self._lock:
             return {"uploaded": self.uploaded, "conflicts": self.conflicts, "last_error": self.last_error}
@@ -160,9 +169,14 @@ class Uploader:
 
     def _stored(self, node: FileNode, job: Job, stored: Item, conflict: bool) -> None:
         with node.lock:
-            before = node.remote
             copy = node.staged
             assert copy is not None
+            unchanged = copy.path == job.source and copy.generation == job.generation
+            copy.shared = copy.shared or unchanged  # before the cache may link it
+        if unchanged:  # the blocks are there before the stored version can be found (offline too)
+            self._import(node, copy, job.source, stored)
+        with node.lock:
+            before = node.remote
             node.job = None
             node.failures, node.last_error = 0, ""
             copy.resumed = False
@@ -170,8 +184,6 @@ class Uploader:
             node.remote = stored
             if conflict:
                 node.name = stored.name  # later writes follow the copy, never the original
-            unchanged = copy.path == job.source and copy.generation == job.generation
-            copy.shared = copy.shared or unchanged  # before the cache may link it
             if not node.deleted:
                 self._table.show(node)
             node.changed.notify_all()
@@ -188,8 +200,6 @@ class Uploader:
             self._meta.remove(job.parent_id, before)
         if conflict:
             self._meta.invalidate(job.parent_id)
-        if unchanged:
-            self._import(node, copy, stored)
         if node.dirty:  # written again during the upload
             with node.lock:
                 copy.journaled_generation = -1
@@ -200,11 +210,13 @@ class Uploader:
             self._settler.add(node)
         self._books.retire_if_done(node)
 
-    def _import(self, node: FileNode, copy: Staged, stored: Item) -> None:
+    def _import(self, node: FileNode, copy: Staged, source: Path, stored: Item) -> None:
         """The stored bytes become the version's content-cache blocks (a small file's copy by a
-        hard link: then the copy is ``shared`` and is never changed in place again)."""
+        hard link: then the copy is ``shared`` and is never changed in place again). Done while
+        the job still holds the node: a node let go before would be looked up again from the
+        stored version, whose blocks must be there, or a read offline fails."""
         try:
-            linked = self._content.import_file(stored.docwsid, stored.etag, copy.path)
+            linked = self._content.import_file(stored.docwsid, stored.etag, source)
         except OSError as error:  # a full cache disk: the blocks will be fetched when read
             log.warning("content cache: %s not kept after its upload: %s", node.name, error)
             linked = False

@@ -3,7 +3,9 @@
 It is the one seam the filesystem calls (life cycle, handles, content, namespace, stats), which
 is why it is longer than its siblings; each call is short and hands the work to them: nodes
 (``table.py``), staged copies (``staged.py``), rows (``rows.py``), uploads (``upload.py``,
-``queue.py``), settling (``settle.py``) and start-up (``recovery.py``).
+``queue.py``), settling (``settle.py``), start-up (``recovery.py``) and namespace changes
+(``changes``: made now, or journaled and replayed in order, ``replay.py``). While a namespace
+change waits, no upload starts: a file may be in a folder that iCloud has not made yet.
 
 Locks, in the order they may be taken:
 0. ``_settling`` (one settle at a time), taken with nothing else held;
@@ -32,10 +34,14 @@ from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.prefetch import Reader
 from icloudfs.cache.writeback import recovery, staged
+from icloudfs.cache.writeback.changelog import ChangeLog
+from icloudfs.cache.writeback.changes import LATER, Changes
 from icloudfs.cache.writeback.health import Troubles
 from icloudfs.cache.writeback.journal import Journal
 from icloudfs.cache.writeback.node import FileNode, Job, NodeState, Staged
 from icloudfs.cache.writeback.queue import UploadQueue
+from icloudfs.cache.writeback.remote import RemoteNamespace
+from icloudfs.cache.writeback.replay import Replayer
 from icloudfs.cache.writeback.rows import NodeRows
 from icloudfs.cache.writeback.settle import Settler
 from icloudfs.cache.writeback.table import NodeTable
@@ -90,12 +96,18 @@ class WriteBack:
             trouble=self._troubles.report,
         )
         self._uploader.due = self._queue.due
+        self._uploader.held = lambda: bool(self._changelog)
         self._settler.wake = self._queue.wake
+        self._changelog = ChangeLog(self._journal)
+        remote = RemoteNamespace(drive, meta, content)
+        self.changes = Changes(remote, self._changelog, meta)
+        self._replayer = Replayer(drive, meta, self._changelog, self.changes, remote, self._troubles, self)
 
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Bring back every journaled node and queue it, then start the scheduler."""
+        """Bring back every journaled node and change and queue them, then start the scheduler
+        and the replay of changes."""
         nodes = recovery.resume(self._journal, self._files)
         for node in nodes:
             self._table.add(node)
@@ -103,7 +115,11 @@ class WriteBack:
             self._queue.due(node, 0.0)
         if nodes:
             log.info("write-back: resuming %d pending upload(s)", len(nodes))
+        if self._changelog:
+            log.info("write-back: %d folder change(s) made offline wait for iCloud", len(self._changelog))
+        self._meta.overlay = self._changelog.overlay
         self._queue.start()
+        self._replayer.start()
 
     def drain(self, timeout: float, progress: Callable[[int], None] | None = None) -> bool:
         """Upload everything pending now; True when nothing is left within ``timeout``.
@@ -112,6 +128,7 @@ class WriteBack:
         if timeout <= 0:
             return self.pending() == 0
         deadline = time.monotonic() + timeout
+        self._replayer.wake(now=True)
         self._queue.drain(node.key for node in self._table.live() if node.dirty)
         try:
             while True:
@@ -132,6 +149,7 @@ class WriteBack:
         for node in self._table.live():
             with node.lock:
                 cancel(node, "unmounting")
+        self._replayer.close()
         self._queue.close()
         try:
             self.settle()
@@ -274,8 +292,17 @@ class WriteBack:
     def sync(self, node: FileNode) -> None:
         """Upload now and return once this version is stored (fsync); raises what the upload
         raised. An upload of an older version under way is cancelled, or waited for if past its
-        commit point."""
+        commit point. While iCloud cannot take it (unreachable...), the bytes are durable in the
+        journal: that is returned as success, and the upload goes on when iCloud can take it
+        (editors and git fsync every save, and must keep working offline)."""
         self.flush(node)
+        try:
+            self._upload_now(node)
+        except LATER as error:
+            log.info("fsync of %s: kept in the journal until iCloud takes it (%s)", node.name, error)
+
+    def _upload_now(self, node: FileNode) -> None:
+        self._replayer.catch_up()  # the file may be in a folder iCloud has not made yet
         while True:
             with node.lock:
                 copy = node.staged
@@ -341,15 +368,43 @@ class WriteBack:
         if replacing is not None:
             self.unlink(replacing)
 
-    def moved(self, node: FileNode, item: Item) -> None:
-        """A stored file was renamed or moved remotely (quiesced) and is now ``item``."""
+    def moved(self, node: FileNode, item: Item, *, follow: bool = True) -> None:
+        """A stored file was renamed or moved (quiesced) and is now ``item``; ``follow``: the
+        node is shown there too (not when a later change, still waiting, moves it on)."""
         with node.lock:
             node.remote = item
-            node.parent_id, node.name = item.parent_id or node.parent_id, item.name
-            if node.staged is not None and not node.deleted:
-                self._table.show(node)
+            if follow:
+                node.parent_id, node.name = item.parent_id or node.parent_id, item.name
+                if node.staged is not None and not node.deleted:
+                    self._table.show(node)
         self._table.bind(node, item.id)
         self._rows.rewrite(node)  # a pending replace must name the version's new etag
+
+    # -- namespace changes made later (``replay.Fixups``) -------------------------------------
+
+    def folder_made(self, placeholder_id: str, real_id: str) -> None:
+        for node in self._table.live():
+            with node.lock:
+                if node.parent_id != placeholder_id:
+                    continue
+                node.parent_id = real_id
+                if node.staged is not None and not node.deleted:
+                    self._table.show(node)
+            self._rows.rewrite(node)
+
+    def item_moved(self, shown: Item, stored: Item, follow: bool) -> None:
+        node = self._table.bound(shown.id)
+        if node is None or node.retired:
+            return
+        with self.quiesce(node, why="renamed") as (pinned,):
+            if pinned is not None and pinned.remote is not None and pinned.remote.id == shown.id:
+                self.moved(pinned, stored, follow=follow)
+
+    def change_refused(self, text: str) -> None:
+        self._uploader.note_error(text)
+
+    def changes_made(self) -> None:
+        self._queue.now(n.key for n in self._table.live() if n.dirty and not n.writers)
 
     def unlink(self, node: FileNode, *, trash_on_close: bool = False) -> None:
         """The file is deleted: it is gone from its folder at once, and its pending upload is
@@ -373,7 +428,8 @@ class WriteBack:
     # -- stats and control --------------------------------------------------------------------
 
     def pending(self) -> int:
-        return sum(1 for node in self._table.live() if node.dirty)
+        """Uploads and namespace changes not made remotely yet."""
+        return sum(1 for node in self._table.live() if node.dirty) + len(self._changelog)
 
     def entries(self) -> list[dict[str, Any]]:
         """Pending uploads, one dict each: parent_id, name, size, state, attempts, last_error."""
@@ -410,8 +466,16 @@ class WriteBack:
             "failed": states.count(NodeState.FAILED),
             **self._uploader.counts(),
             "staged_bytes": self.pinned_bytes(),
-            "paused": self._troubles.summary(),
+            "changes": len(self._changelog),
+            "paused": self._paused(),
         }
+
+    def _paused(self) -> str | None:
+        troubles = self._troubles.summary()
+        waiting = self._replayer.waiting if self._changelog else ""
+        if waiting:
+            waiting = f"{len(self._changelog)} folder change(s) made offline wait for iCloud ({waiting})"
+        return "; ".join(t for t in (troubles, waiting) if t) or None
 
     def settle(self) -> None:
         """Forget the journal rows of stored files now (``settle.py``)."""

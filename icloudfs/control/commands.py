@@ -115,6 +115,8 @@ def render_status(report: Status) -> str:
     if report.uploads is not None:
         up = report.uploads
         rows.append(("Uploads", f"{up.queued} queued, {up.in_progress} in progress, {up.failed} failed"))
+        if up.changes:
+            rows.append(("Folder changes", f"{up.changes} made here wait for iCloud"))
         if up.paused:
             rows.append(("Uploads paused", up.paused))
     if report.errors:

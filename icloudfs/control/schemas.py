@@ -88,6 +88,7 @@ class UploadsStatus(BaseModel):
     queued: int
     in_progress: int
     failed: int
+    changes: int = 0  # mkdir/rename/delete made while iCloud was unreachable, not made there yet
     last_error: str | None = None
     paused: str | None = None  # what keeps the write-back from its work (a full cache disk...)
 

@@ -143,7 +143,7 @@ class UploadProgress:
             line = f"waiting for {self._mountpoint} to store pending uploads"
             left, failing = None, ""
         else:
-            left = uploads.queued + uploads.in_progress
+            left = uploads.queued + uploads.in_progress + uploads.changes
             failing = f", {uploads.failed} failing: {uploads.last_error}" if uploads.failed else ""
             line = f"storing pending uploads: {left} left{failing}"
         if not self._out.isatty():

@@ -67,6 +67,7 @@ class FakeFilesystem:
     since: datetime = field(default_factory=lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     cached: set[str] = field(default_factory=lambda: {"/a.txt", "/docs/b.txt"})
     paused: str | None = None
+    changes: int = 0
     failed: list[str] = field(default_factory=lambda: ["/docs/report.pdf"])
     refreshed: list[tuple[str, bool]] = field(default_factory=list)
     pinned: set[str] = field(default_factory=set)
@@ -86,6 +87,7 @@ class FakeFilesystem:
                 "failed": len(self.failed),
                 "last_error": "Unavailable: network down" if self.failed else None,
                 "paused": self.paused,
+                "changes": self.changes,
             },
         }
 

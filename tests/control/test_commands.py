@@ -104,6 +104,10 @@ def test_status_table_and_json(capsys: pytest.CaptureFixture[str], service: Cont
     service.filesystem.paused = "cache disk full (database or disk is full)"
     assert run("status") == 0
     assert "Uploads paused  cache disk full (database or disk is full)" in capsys.readouterr().out
+    assert isinstance(service.filesystem, FakeFilesystem)
+    service.filesystem.changes = 2
+    assert run("status") == 0
+    assert "Folder changes  2 made here wait for iCloud" in capsys.readouterr().out
     assert run("status", "--json") == 0
     assert json.loads(capsys.readouterr().out)["mount"]["mounted"] is True
 

@@ -64,9 +64,13 @@ def test_paused_uploads_show_their_cause(start_control: ServerFactory, new_brows
     page = new_browser().pages[0]
     page.goto(f"http://127.0.0.1:{server.port}/")
     expect(page.locator("#uploads-paused")).to_be_hidden()
+    expect(page.locator("#uploads-changes-row")).to_be_hidden()
     filesystem.paused = "cache disk full (database or disk is full)"
     expect(page.locator("#uploads-paused")).to_have_text(filesystem.paused, timeout=5000)
     expect(page.locator("#uploads-paused")).to_have_class("failed")
+    filesystem.changes = 3  # mkdir, mv, rm made while iCloud was unreachable
+    expect(page.locator("#uploads-changes")).to_have_text("3", timeout=5000)
+    expect(page.locator("#uploads-changes-row")).to_be_visible()
 
 
 def test_status_refreshes_by_itself(start_control: ServerFactory, new_browser: BrowserFactory) -> None:

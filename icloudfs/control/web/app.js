@@ -164,6 +164,8 @@ function renderStatus(status) {
   $("uploads-progress").textContent = uploads ? uploads.in_progress : "—";
   $("uploads-failed").textContent = uploads ? uploads.failed : "—";
   $("uploads-failed").classList.toggle("failed", Boolean(uploads && uploads.failed));
+  $("uploads-changes-row").hidden = !(uploads && uploads.changes);
+  $("uploads-changes").textContent = uploads ? uploads.changes : 0;
   $("last-error").textContent = status.last_error || (uploads && uploads.last_error) || "None";
   $("uploads-paused-row").hidden = !(uploads && uploads.paused);
   $("uploads-paused").textContent = (uploads && uploads.paused) || "";

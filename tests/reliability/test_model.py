@@ -1,8 +1,10 @@
 """Model-based: random sequences of file operations on a real mount and on a local reference
 folder must give the same result at every step (the same value, or the same errno) and the same
 tree at the end, with uploads starting at every close over a slow link, so that renames,
-deletes and rewrites meet uploads in flight. After the run, what reached the drive is read
-back through a fresh mount with an empty cache and must match too.
+deletes and rewrites meet uploads in flight. On the in-memory drive the link also goes down and
+comes back at random: every step must still give the same result (changes made meanwhile are
+journaled and made once it is back). After the run, what reached the drive is read back
+through a fresh mount with an empty cache and must match too.
 
 hypothesis drives it (``RuleBasedStateMachine``): a failure is shrunk to a short sequence and
 printed as the steps that reproduce it.
@@ -28,10 +30,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from icloudfs.drive.memory import MemoryDrive
 from tests.fuse.conftest import LiveMount, MountFactory
 from tests.support.emulator import Emulator
 from tests.support.icloud_view import EmulatorView
+from tests.support.offline import SwitchedDrive
 
 FOLDERS = ["", "d", "e", "d/f"]
 NAMES = ["a", "b", "c"]
@@ -215,6 +217,13 @@ class FileOperations(RuleBasedStateMachine):
         for fd in self.handles.pop(which % len(self.handles))[:2]:
             os.close(fd)
 
+    @precondition(lambda self: isinstance(self.mount.drive, SwitchedDrive))
+    @rule(down=st.booleans())
+    def link(self, down: bool) -> None:
+        """The link to iCloud goes down, or comes back."""
+        assert isinstance(self.mount.drive, SwitchedDrive)
+        self.mount.drive.offline = down
+
     @invariant()
     def same_tree(self) -> None:
         assert snapshot(self.roots[0]) == snapshot(self.roots[1])
@@ -223,6 +232,8 @@ class FileOperations(RuleBasedStateMachine):
         for handle in self.handles:
             for fd in handle[:2]:
                 os.close(fd)
+        if isinstance(self.mount.drive, SwitchedDrive):
+            self.mount.drive.offline = False
         self.mount.closed()
         self.mount.settle(120)
         assert self.mount.drive.tree(self.name) == snapshot(self.roots[1]), "the drive differs"
@@ -234,13 +245,13 @@ def test_random_operations_match_a_local_folder(
 ) -> None:
     folder = "/"
     if backend == "memory":
-        drive: Any = MemoryDrive(latency=0.03)
+        drive: Any = SwitchedDrive(latency=0.03)
     else:
         drive = request.getfixturevalue("icloud_view")
         emulator: Emulator = request.getfixturevalue("fuse_emulator")
         emulator.faults(latency_ms=5, bandwidth_mbps=80)
         folder = drive.base
-    assert isinstance(drive, MemoryDrive | EmulatorView)
+    assert isinstance(drive, SwitchedDrive | EmulatorView)
     reference = tmp_path / "reference"
     reference.mkdir()
     FileOperations.mount = mount_factory(drive, folder=folder, write_back=0.0)

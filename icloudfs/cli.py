@@ -23,6 +23,7 @@ from icloudfs import __version__, demo, runner
 from icloudfs.config import Settings, session_dir
 from icloudfs.control.client import ControlClient, ControlError, ControlUnreachable
 from icloudfs.control.commands import register as register_control
+from icloudfs.control.runtime import NoMount, mount_for, running_mounts
 from icloudfs.emulator.command import register as register_emulator
 from icloudfs.errors import IcloudfsError
 from icloudfs.icloud.account import Account, AuthState
@@ -57,10 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     login.add_argument("--code", help="two-factor code (asked for when needed)")
     login.add_argument("--no-remember", action="store_true", help="do not keep the password in the keyring")
+    login.add_argument("--mount", type=Path, help="sign in through this mount (when several run)")
     login.set_defaults(func=cmd_login)
 
     logout = commands.add_parser("logout", parents=[common], help="end the iCloud session")
     logout.add_argument("--forget-password", action="store_true", help="also remove it from the keyring")
+    logout.add_argument("--mount", type=Path, help="sign out through this mount (when several run)")
     logout.set_defaults(func=cmd_logout)
 
     mount = commands.add_parser("mount", parents=[common], help="mount iCloud Drive on a folder")
@@ -110,14 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_account(args: argparse.Namespace, apple_id: str | None = None) -> tuple[Settings, Credentials]:
-    """The running mount's control plane when there is one (so the mount resumes at once),
-    else the account directly."""
+    """The running mount's control plane when there is one (so the mount resumes at once;
+    ``--mount`` says which when several run), else the account directly."""
     settings = Settings.load(endpoint=args.endpoint, ca_file=args.ca_file, apple_id=apple_id)
-    client = ControlClient.from_settings(settings)
+    if args.mount is None and len(running_mounts()) > 1:
+        raise NoMount("several mounts are running: say which to sign in through, with --mount PATH")
+    client = None
     try:
+        client = ControlClient.for_mount(args.mount)
         client.health()
     except ControlUnreachable:
-        client.close()
+        if client is not None:
+            client.close()
+        if args.mount is not None:
+            raise
         account = Account(
             settings.apple_id,
             session_dir=session_dir(),
@@ -199,7 +208,17 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:
-    return runner.stop(Settings.load(), args.mountpoint, force=args.force)
+    return runner.stop(args.mountpoint, force=args.force)
+
+
+def _mount_hint(path: Path) -> Path | None:
+    """The mount a command's path names: a local path names the mount it is in; a
+    mount-relative one (``/Docs``, not a local path) the only mount running."""
+    try:
+        mount_for(path)
+    except NoMount:
+        return None
+    return path
 
 
 def _in_mount(client: ControlClient, path: Path) -> tuple[str, Path | None]:
@@ -215,7 +234,7 @@ def _in_mount(client: ControlClient, path: Path) -> tuple[str, Path | None]:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Ask the running mount to fetch listings again; the path may be local or mount-relative."""
-    with ControlClient.from_settings(Settings.load()) as client:
+    with ControlClient.for_mount(_mount_hint(args.path)) as client:
         remote, _ = _in_mount(client, args.path)
         done = client.refresh(remote, recursive=args.recursive)
     print(f"Refreshed {done.path}: {done.folders} folder(s) fetched again.")
@@ -224,7 +243,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_pin(args: argparse.Namespace) -> int:
     """Keep PATH cached for offline use: mark it, then read every file through the mount."""
-    with ControlClient.from_settings(Settings.load()) as client:
+    with ControlClient.for_mount(_mount_hint(args.path)) as client:
         remote, local = _in_mount(client, args.path)
         done = client.pin(remote, keep=not args.unpin)
     if args.unpin:
@@ -256,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = words
         ops_logging.configure(args)
         return int(args.func(args))
-    except (IcloudfsError, ControlError) as error:
+    except (IcloudfsError, ControlError, NoMount) as error:
         print(f"icloudfs: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, EOFError):

@@ -65,9 +65,13 @@ class Settings:
     offline_timeout: str = "30s"
     drain_timeout: str = "60s"  # on unmount/SIGTERM: how long to wait for pending uploads
     allow_other: bool = False
-    control_addr: str = "127.0.0.1:8731"
-    control_socket: str = ""
+    control_addr: str = "127.0.0.1:8731"  # "" turns TCP off (the mount's unix socket stays)
+    control_socket: str = ""  # empty: one per mount in the runtime dir
     allow_remote: bool = False
+    insecure_http: bool = False  # remote access over plain HTTP instead of HTTPS
+    control_cert: str = ""  # with control_key: the HTTPS certificate (default: one icloudfs makes)
+    control_key: str = ""
+    control_docs: bool = False  # serve /docs (the OpenAPI page)
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

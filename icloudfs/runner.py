@@ -29,6 +29,7 @@ from pathlib import Path
 
 from icloudfs import config
 from icloudfs.config import Settings
+from icloudfs.control.runtime import alive
 from icloudfs.control.server import ControlServer, ControlStartError
 from icloudfs.control.service import ControlService
 from icloudfs.control.tokens import TokenStore
@@ -172,16 +173,16 @@ def run_foreground(
         pid_file.unlink(missing_ok=True)
 
 
-def stop(settings: Settings, mountpoint: Path, *, force: bool = False) -> int:
+def stop(mountpoint: Path, *, force: bool = False) -> int:
     """Unmount: the daemon stores pending uploads first, unless ``force`` (they stay journaled)."""
     pid = _daemon_pid(mountpoint)
     if force or pid is None:
         unmount(mountpoint, force=force)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        progress = UploadProgress(settings, mountpoint)
+        progress = UploadProgress(mountpoint)
         try:
-            while _alive(pid):
+            while alive(pid):
                 progress.update()
                 time.sleep(0.2)
         finally:
@@ -195,16 +196,7 @@ def _daemon_pid(mountpoint: Path) -> int | None:
         pid = int(mount_log(mountpoint).with_suffix(".pid").read_text())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie (an init that does not reap would keep one forever)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+    return pid if alive(pid) else None
 
 
 def daemonize(argv: Sequence[str], mountpoint: Path, log_file: Path | None = None) -> int:

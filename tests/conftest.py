@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +30,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     home = tmp_path / "home"
     for name in ("CONFIG", "STATE", "CACHE", "DATA"):
         monkeypatch.setenv(f"XDG_{name}_HOME", str(home / name.lower()))
+    runtime = Path(tempfile.mkdtemp(prefix="icfs-"))  # short: a socket path holds 107 bytes
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     for var in ("ICLOUDFS_ENDPOINT", "ICLOUDFS_CA_FILE", "ICLOUDFS_CONFIG", "ICLOUDFS_APPLE_ID"):
         monkeypatch.delenv(var, raising=False)
     backend = PlaintextKeyring()  # its file follows XDG_DATA_HOME, as in a subprocess
@@ -36,6 +40,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     yield home
     keyring.set_keyring(previous)
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,9 +1,8 @@
-"""Where the control plane listens, derived from the settings in one place.
+"""Where the control plane listens on TCP, as the settings say (``/settings`` shows it).
 
-``control_socket`` wins over TCP. Otherwise ``control_addr`` (``HOST:PORT``)
-gives the port and, unless ``allow_remote`` widens it to every interface
-(``0.0.0.0``), the host. Clients on this machine reach a wildcard bind through
-loopback.
+``control_addr`` (``HOST:PORT``) gives the port and the host; ``allow_remote`` adds every
+interface (``0.0.0.0``) on the same port (``server.py``). The unix socket of each mount is
+``runtime.py``'s, unless ``control_socket`` names one.
 """
 
 from __future__ import annotations
@@ -35,8 +34,3 @@ class Binding:
         if settings.allow_remote:
             host = ALL_INTERFACES
         return cls(host=host, port=port, socket=settings.control_socket or None)
-
-    @property
-    def client_host(self) -> str:
-        """The host a client on this machine should connect to."""
-        return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)

@@ -5,22 +5,33 @@ Any error answer raises ``ControlError`` carrying the envelope's ``reason`` and
 the HTTP ``status``; a control plane that cannot be reached raises
 ``ControlUnreachable`` (status 0), which the CLI takes as "no mount running".
 
-    with ControlClient() as client:               # 127.0.0.1:8731
+The client makes sure of the server before it sends anything, since it may send an Apple ID
+password or a two-factor code: a unix socket must be this user's, in a folder only this user
+can enter; a loopback TCP port must be listened on by this user's processes only (another user
+could have taken it); a remote server must present the certificate pinned by its SHA-256
+fingerprint. Otherwise ``ServerNotTrusted``, before a byte is sent.
+
+    with ControlClient.for_mount(Path("~/iCloud").expanduser()) as client:
         print(client.status().mount.mounted)
-    ControlClient(socket="/run/user/1000/icloudfs/control.sock")
-    ControlClient(host="nas.lan", token="...")    # remote: a token is needed
+    ControlClient(host="nas.lan", port=8731, token="...", fingerprint="AB:CD:...")  # remote
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import ssl
+import stat
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
 
-from icloudfs.config import Settings
-from icloudfs.control.address import Binding
+from icloudfs.control import runtime, tls
+from icloudfs.control.guards import CLIENT_HEADER
+from icloudfs.control.peers import listener_uids
 from icloudfs.control.schemas import (
     AccountStatus,
     AuthStateBody,
@@ -52,6 +63,10 @@ class ControlUnreachable(ControlError):
     """Nothing answered at the control plane's address."""
 
 
+class ServerNotTrusted(ControlError):
+    """What answers is not this user's control plane (nothing was sent to it)."""
+
+
 class ControlClient:
     """A client for one control plane, over TCP or a unix socket."""
 
@@ -60,29 +75,34 @@ class ControlClient:
         host: str = "127.0.0.1",
         port: int = 8731,
         token: str | None = None,
-        socket: str | None = None,
+        socket: str | Path | None = None,
         *,
+        fingerprint: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if socket:
-            self.where = f"unix:{socket}"
-            transport = httpx.HTTPTransport(uds=socket)
-            base = "http://localhost"
+        self._headers = {CLIENT_HEADER: "icloudfs"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._host, self._port, self._fingerprint, self._timeout = host, port, fingerprint, timeout
+        self._socket = Path(socket) if socket else None
+        if self._socket is not None:
+            self.where = f"unix:{self._socket}"
         else:
             self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            transport = httpx.HTTPTransport()
-            base = f"http://{self.where}"
-        self._http = httpx.Client(base_url=base, headers=headers, transport=transport, timeout=timeout)
+        self._http: httpx.Client | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, token: str | None = None) -> ControlClient:
-        """A client for the control plane this machine's settings describe."""
-        binding = Binding.of(settings)
-        return cls(binding.client_host, binding.port, token=token, socket=binding.socket)
+    def for_mount(cls, path: Path | None = None, *, timeout: float = 30.0) -> ControlClient:
+        """The control plane of the running mount ``path`` is in (with no path: the only one)."""
+        try:
+            mount = runtime.mount_for(path)
+        except runtime.NoMount as error:
+            raise ControlUnreachable(str(error), 0) from None
+        return cls(socket=mount.socket, timeout=timeout)
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     def __enter__(self) -> ControlClient:
         return self
@@ -162,8 +182,9 @@ class ControlClient:
         return TypeAdapter(kind).validate_json(self._call(method, path, body).content)
 
     def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        http = self._connected()
         try:
-            response = self._http.request(method, path, json=body)
+            response = http.request(method, path, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ControlUnreachable(f"No control plane answers at {self.where}", 0) from exc
         except httpx.TransportError as exc:
@@ -175,3 +196,67 @@ class ControlClient:
                 reason = response.text or response.reason_phrase
             raise ControlError(reason, response.status_code)
         return response
+
+    def _connected(self) -> httpx.Client:
+        """The HTTP client, once the server is known to be this user's (checked before every
+        request: nothing is sent to a server that is not)."""
+        if self._socket is not None:
+            _check_socket(self._socket)
+        elif self._fingerprint is None and _loopback(self._host):
+            _check_listener(self._port, self.where)
+        if self._http is None:
+            if self._socket is not None:
+                transport = httpx.HTTPTransport(uds=str(self._socket))
+                base = "http://localhost"
+            elif self._fingerprint:
+                transport = httpx.HTTPTransport(verify=_pinned(self._host, self._port, self._fingerprint))
+                base = f"https://{self.where}"
+            else:
+                transport = httpx.HTTPTransport()
+                base = f"http://{self.where}"
+            self._http = httpx.Client(
+                base_url=base, headers=self._headers, transport=transport, timeout=self._timeout
+            )
+        return self._http
+
+
+def _check_socket(path: Path) -> None:
+    """The socket and its folder must be this user's (see the module note)."""
+    try:
+        runtime.check_private(path.parent)
+        info = path.lstat()
+    except runtime.RuntimeDirError as error:
+        raise ServerNotTrusted(str(error), 0) from None
+    except FileNotFoundError:
+        raise ControlUnreachable(f"No control plane answers at unix:{path}", 0) from None
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+        raise ServerNotTrusted(f"{path} is not a socket of this user's", 0)
+
+
+def _check_listener(port: int, where: str) -> None:
+    """Whoever listens on this loopback port must be this user."""
+    owners = listener_uids(port)
+    if not owners:
+        raise ControlUnreachable(f"No control plane answers at {where}", 0)
+    if owners - {os.getuid()}:
+        raise ServerNotTrusted(
+            f"{where} is listened on by another user (uid {sorted(owners)}): nothing was sent", 0
+        )
+
+
+def _pinned(host: str, port: int, fingerprint: str) -> ssl.SSLContext:
+    try:
+        return tls.pinned_context(host, port, fingerprint)
+    except tls.PinMismatch as error:
+        raise ServerNotTrusted(str(error), 0) from None
+    except OSError as error:
+        raise ControlUnreachable(f"No control plane answers at {host}:{port} ({error})", 0) from None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,11 +1,11 @@
 """CLI subcommands of the control plane: ``status`` and ``token create|list|revoke``.
 
-``status`` asks the running control plane (at the configured address or
-socket). Token commands go through the API when a control plane answers — so
-a revocation reaches the running server's cache at once — and otherwise work
-on the keyring directly (the server also re-reads the keyring index every few
-seconds, see ``tokens``). ``register(subparsers)`` adds them to the main CLI;
-each parser's ``func(args) -> int`` is the exit status.
+``status [PATH]`` asks the control plane of the mount PATH is in (or of the only one running),
+through its unix socket. Token commands work on the keyring, where every running control plane
+looks: a revoked token is refused on its next request (``tokens``). ``token create`` also prints
+the HTTPS certificate's fingerprint when remote access is on, for clients to pin.
+``register(subparsers)`` adds them to the main CLI; each parser's ``func(args) -> int`` is the
+exit status.
 """
 
 from __future__ import annotations
@@ -15,30 +15,22 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Protocol
+from pathlib import Path
 
 from icloudfs.config import Settings
-from icloudfs.control.client import ControlClient, ControlError, ControlUnreachable
-from icloudfs.control.schemas import NewToken, Status, TokenInfo
+from icloudfs.control import tls
+from icloudfs.control.client import ControlClient, ControlError
+from icloudfs.control.schemas import Status
 from icloudfs.control.tokens import TokenStore
 
 Handler = Callable[[argparse.Namespace], int]
 SHOWN_ONCE = "This token will only be shown once"
 
 
-class TokenAdmin(Protocol):
-    """What both the API client and the keyring store offer for tokens."""
-
-    def list_tokens(self) -> list[TokenInfo]: ...
-
-    def create_token(self, description: str) -> NewToken: ...
-
-    def revoke_token(self, token_id: str) -> object: ...
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``status`` and ``token`` to the main parser's subcommands."""
     status = subparsers.add_parser("status", help="show the running mount's state")
+    status.add_argument("path", type=Path, nargs="?", help="a path in the mount (default: the only one)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     status.set_defaults(func=_status)
 
@@ -72,11 +64,8 @@ def _reported(handler: Handler) -> Handler:
 
 @_reported
 def _status(args: argparse.Namespace) -> int:
-    try:
-        with ControlClient.from_settings(Settings.load()) as client:
-            report = client.status()
-    except ControlUnreachable as exc:
-        raise ControlUnreachable(f"{exc.reason}: is a mount running?", 0) from exc
+    with ControlClient.for_mount(args.path) as client:
+        report = client.status()
     print(report.model_dump_json(indent=2) if args.json else render_status(report))
     return 0
 
@@ -136,28 +125,21 @@ def _size(count: int) -> str:
     return f"{value:.1f} TiB"
 
 
-def _tokens() -> TokenAdmin:
-    """The running control plane when one answers, else the keyring itself."""
-    client = ControlClient.from_settings(Settings.load())
-    try:
-        client.health()
-    except ControlUnreachable:
-        client.close()
-        return TokenStore()
-    return client
-
-
 @_reported
 def _token_create(args: argparse.Namespace) -> int:
-    created = _tokens().create_token(args.description)
+    created = TokenStore().create_token(args.description)
     print(created.token)
     print(f"{SHOWN_ONCE} (id {created.id}).", file=sys.stderr)
+    settings = Settings.load()
+    if settings.allow_remote and not settings.insecure_http:
+        cert = tls.server_cert(settings.control_cert, settings.control_key)
+        print(f"Server certificate SHA-256 (pin it in the client): {cert.fingerprint}", file=sys.stderr)
     return 0
 
 
 @_reported
 def _token_list(args: argparse.Namespace) -> int:
-    tokens = _tokens().list_tokens()
+    tokens = TokenStore().list_tokens()
     if args.json:
         print(json.dumps([t.model_dump(mode="json") for t in tokens], indent=2))
         return 0
@@ -170,7 +152,7 @@ def _token_list(args: argparse.Namespace) -> int:
 
 @_reported
 def _token_revoke(args: argparse.Namespace) -> int:
-    admin = _tokens()
+    admin = TokenStore()
     match = [t for t in admin.list_tokens() if t.id == args.id]
     if not match:
         print(f"icloudfs: no token with id {args.id}", file=sys.stderr)

@@ -15,6 +15,7 @@ All errors use the envelope ``{"error": true, "reason": "..."}`` (rendered with
     Throttled, Unavailable                 503  with Retry-After
     NotAttached (no account / not mounted) 409
     UnknownToken                           404
+    any other icloudfs error               400  a refusal on purpose (a file used as a folder...)
     anything else                          500  (logged with its traceback)
 
 "During login/2FA" is the ``credential_step()`` context, the only place where
@@ -106,7 +107,7 @@ def translate(exc: e.IcloudfsError, *, user_input: bool = False) -> ApiError:
                 return ApiError(status, reason, headers)
     if isinstance(exc, e.CredentialError):
         return ApiError(400, str(exc) or "That credential cannot work")
-    return ApiError(500, "Internal error")
+    return ApiError(400, f"{type(exc).__name__}: {exc}")  # a refusal on purpose, e.g. NotAFolder
 
 
 @contextmanager

@@ -8,11 +8,12 @@ enumerate, so an ``__index__`` item holds the list of ids.
 
 Hashes are cached in memory: a keyring read per request is slow (D-Bus) and
 would make failure floods expensive. Revocation here updates the cache at once.
-Another process revoking through the keyring (the CLI, when it cannot reach the
-running control plane; when it can, it goes through the API) is picked up
-because ``verify`` re-reads the index item — one keyring read — when the cache
-is older than ``refresh_interval`` seconds; items whose ids left the index are
-dropped, new ids are loaded.
+Another process revoking through the keyring (the CLI, for every running mount)
+is picked up on the token's next use: a token that matches is confirmed against
+the index item, one keyring read, and only for valid tokens, so a flood of bad
+ones costs none. The cache is also reloaded when older than
+``refresh_interval`` seconds; items whose ids left the index are dropped, new ids
+are loaded.
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ class TokenStore:
             for token_id, stored in self._hashes.items():  # no early exit: constant time
                 if hmac.compare_digest(digest, stored):
                     found = token_id
+            if found is not None and found not in self._index():  # revoked by another process
+                self._reload()
+                found = None
             return found
 
     def __len__(self) -> int:
@@ -124,9 +128,13 @@ class TokenStore:
             self._reload()
             return len(self._cache)
 
+    def _index(self) -> list[str]:
+        ids: list[str] = json.loads(self._backend.get_password(SERVICE, INDEX) or "[]")
+        return ids
+
     def _reload(self) -> None:
         """Bring the cache in line with the index: drop ids that left it, load new ones."""
-        ids = json.loads(self._backend.get_password(SERVICE, INDEX) or "[]")
+        ids = self._index()
         for gone in set(self._cache) - set(ids):
             del self._cache[gone], self._hashes[gone]
         for token_id in ids:

@@ -224,11 +224,11 @@ def _sign_in(settings: Settings) -> Iterator[Check]:
 
 def _account_info(settings: Settings) -> dict[str, object]:
     """The running mount's view of the account when it answers, else a resumed session's."""
-    with ControlClient.from_settings(settings) as client:
-        try:
-            return client.credentials().model_dump()
-        except ControlUnreachable:
-            pass
+    try:
+        with ControlClient.for_mount() as client:
+            return dict(client.credentials().model_dump())
+    except ControlUnreachable:
+        pass
     account = Account(
         settings.apple_id,
         session_dir=config.session_dir(),

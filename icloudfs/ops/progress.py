@@ -32,8 +32,6 @@ from rich.progress import (
 )
 from rich.progress import Progress as Bar
 
-from icloudfs.config import Settings
-from icloudfs.control.address import Binding
 from icloudfs.control.client import ControlClient, ControlError
 from icloudfs.control.schemas import UploadsStatus
 
@@ -124,9 +122,11 @@ class Progress:
 class UploadProgress:
     """Call ``update()`` while waiting and ``done()`` once; writes to ``out``."""
 
-    def __init__(self, settings: Settings, mountpoint: Path, out: TextIO = sys.stderr) -> None:
-        binding = Binding.of(settings)
-        self._client = ControlClient(binding.client_host, binding.port, socket=binding.socket, timeout=2.0)
+    def __init__(self, mountpoint: Path, out: TextIO = sys.stderr) -> None:
+        try:
+            self._client: ControlClient | None = ControlClient.for_mount(mountpoint, timeout=2.0)
+        except ControlError:
+            self._client = None
         self._mountpoint = str(mountpoint.resolve())
         self._out = out
         self._line = StatusLine(out)
@@ -167,9 +167,12 @@ class UploadProgress:
     def done(self) -> None:
         if self._bar is not None:
             self._bar.stop()
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
     def _uploads(self) -> UploadsStatus | None:
+        if self._client is None:
+            return None
         try:
             status = self._client.status()
         except ControlError:

@@ -22,6 +22,7 @@ from tests.support.netns import addresses, veth_namespace
 from .fakes import FakeAccount, FakeFilesystem
 
 HOST_IP, NS_IP = addresses(200)
+CLI = {"X-Icloudfs-Client": "tests"}  # what the CLI sends: a change with no JSON body needs it
 
 
 @pytest.fixture(autouse=True)
@@ -133,5 +134,8 @@ def remote_peer() -> Iterator[RemotePeer]:
 
 @pytest.fixture
 def remote_service(service: ControlService) -> ControlService:
+    """Remote access on, over plain HTTP (asked for: the tests' peer speaks HTTP; HTTPS has
+    ``test_tls.py``)."""
     service.settings.allow_remote = True
+    service.settings.insecure_http = True
     return service

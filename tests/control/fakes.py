@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from icloudfs import errors
+from icloudfs.fs.errors import NotAFolder
 
 PASSWORD = "correct horse battery staple"
 CODE = "123456"
@@ -94,6 +95,8 @@ class FakeFilesystem:
     def refresh(self, path: str, recursive: bool) -> int:
         if not path.startswith("/"):
             raise errors.NotFound(path)
+        if any(path.startswith(f"{f}/") for f in self.cached):  # a file used as a folder
+            raise NotAFolder(path)
         self.refreshed.append((path, recursive))
         return 1
 

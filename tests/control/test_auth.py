@@ -12,7 +12,7 @@ import pytest
 
 from icloudfs.control import ControlServer, ControlService, TokenStore
 
-from .conftest import ServerFactory
+from .conftest import CLI, ServerFactory
 
 INVALID = {"error": True, "reason": "Invalid or missing authentication token"}
 INVALID_BYTES = b'{"error": true, "reason": "Invalid or missing authentication token"}'
@@ -20,7 +20,7 @@ INVALID_BYTES = b'{"error": true, "reason": "Invalid or missing authentication t
 
 @pytest.mark.parametrize("host", ["localhost", "localhost:8731", "127.0.0.1:1", "[::1]:8731"])
 def test_local_callers_need_no_token(base_url: str, host: str) -> None:
-    for path in ("/status", "/tokens", "/openapi.json", "/docs", "/metrics"):
+    for path in ("/status", "/tokens", "/openapi.json", "/metrics"):
         assert httpx.get(base_url + path, headers={"Host": host}).status_code == 200, path
 
 
@@ -38,16 +38,18 @@ def test_local_callers_need_no_token(base_url: str, host: str) -> None:
     ],
 )
 def test_not_local_without_token_is_401(base_url: str, headers: dict[str, str]) -> None:
-    for path in ("/status", "/openapi.json", "/docs", "/tokens"):
+    for path in ("/status", "/openapi.json", "/tokens"):
         reply = httpx.get(base_url + path, headers=headers)
         assert reply.status_code == 401, path
         assert reply.headers["WWW-Authenticate"] == "Bearer"
         assert reply.content == INVALID_BYTES
 
 
-def test_local_origin_is_fine(base_url: str) -> None:
-    reply = httpx.post(f"{base_url}/uploads/retry", headers={"Origin": "http://localhost:8731"})
-    assert reply.status_code == 200
+def test_the_pages_own_origin_is_fine_and_another_local_port_is_not(base_url: str) -> None:
+    own = {"Origin": base_url, "Content-Type": "application/json"}
+    assert httpx.post(f"{base_url}/uploads/retry", headers=own).status_code == 200
+    other = {"Origin": "http://localhost:6666", "Content-Type": "application/json"}
+    assert httpx.post(f"{base_url}/uploads/retry", headers=other).status_code == 403
 
 
 def test_health_is_always_open(base_url: str) -> None:
@@ -61,7 +63,7 @@ def test_token_lets_a_non_local_caller_in_until_revoked(base_url: str) -> None:
     assert len(token) == 43 and "=" not in token
     remote = {"Host": "nas.example", "Authorization": f"Bearer {token}"}
     assert httpx.get(f"{base_url}/status", headers=remote).status_code == 200
-    assert httpx.delete(f"{base_url}/tokens/{created['id']}").status_code == 204
+    assert httpx.delete(f"{base_url}/tokens/{created['id']}", headers=CLI).status_code == 204
     reply = httpx.get(f"{base_url}/status", headers=remote)
     assert (reply.status_code, reply.json()) == (401, INVALID)
 
@@ -87,7 +89,7 @@ def test_refusal_log_names_the_peer_and_reason_not_the_token(
     base_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     created = httpx.post(f"{base_url}/tokens", json={"description": "gone"}).json()
-    httpx.delete(f"{base_url}/tokens/{created['id']}")
+    httpx.delete(f"{base_url}/tokens/{created['id']}", headers=CLI)
     with caplog.at_level("WARNING", logger="icloudfs.control.auth"):
         httpx.get(
             f"{base_url}/status", headers={"Host": "x.example", "Authorization": f"Bearer {created['token']}"}
@@ -119,7 +121,7 @@ def test_token_management_is_local_only(base_url: str) -> None:
         ("DELETE", f"/tokens/{token['id']}", None),
         ("PUT", "/settings", {"allow_remote": False}),
     ]:
-        reply = httpx.request(method, base_url + path, json=body, headers=remote)
+        reply = httpx.request(method, base_url + path, json=body, headers={**remote, **CLI})
         assert reply.status_code == 403, path
         assert reply.json()["error"] is True
     assert httpx.get(f"{base_url}/status", headers=remote).status_code == 200

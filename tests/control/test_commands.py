@@ -115,4 +115,4 @@ def test_status_table_and_json(capsys: pytest.CaptureFixture[str], service: Cont
 @pytest.mark.usefixtures("nothing_running")
 def test_status_without_a_mount(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("status") == 1
-    assert "is a mount running?" in capsys.readouterr().err
+    assert "no icloudfs mount is running" in capsys.readouterr().err

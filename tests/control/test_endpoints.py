@@ -10,7 +10,8 @@ import pytest
 
 import icloudfs
 from icloudfs import errors
-from icloudfs.control import ControlClient, ControlError, ControlServer, ControlService
+from icloudfs.config import Settings
+from icloudfs.control import ControlClient, ControlError, ControlServer, ControlService, TokenStore
 
 from .conftest import ServerFactory
 from .fakes import CODE, PASSWORD, FakeAccount, FakeFilesystem
@@ -128,6 +129,32 @@ def test_refresh_of_a_missing_item_is_404(client: ControlClient) -> None:
     with pytest.raises(ControlError) as raised:
         client.refresh("no-slash")
     assert raised.value.status == 404
+
+
+def test_refresh_of_a_path_through_a_file_is_400_not_500(client: ControlClient) -> None:
+    with pytest.raises(ControlError) as raised:
+        client.refresh("/a.txt/deeper")
+    assert raised.value.status == 400 and "NotAFolder" in raised.value.reason
+
+
+def test_a_new_token_is_never_cached(base_url: str) -> None:
+    reply = httpx.post(f"{base_url}/tokens", json={"description": "phone"})
+    assert reply.status_code == 201 and reply.headers["cache-control"] == "no-store"
+
+
+def test_docs_are_off_unless_asked_for_and_then_served_from_here(
+    service: ControlService, start_server: ServerFactory
+) -> None:
+    plain = start_server(service)
+    for path in ("/docs", "/redoc"):
+        assert httpx.get(f"{plain.address}{path}").status_code == 404
+    asked = Settings(control_addr="127.0.0.1:0", control_docs=True)
+    served = start_server(ControlService(asked, TokenStore()))
+    page = httpx.get(f"{served.address}/docs")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert "https://" not in page.text, "no script from elsewhere"
+    assert httpx.get(f"{served.address}/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert httpx.get(f"{served.address}/docs", headers={"Host": "nas.example"}).status_code == 401
 
 
 def test_metrics_in_prometheus_text(client: ControlClient) -> None:

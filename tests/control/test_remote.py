@@ -11,7 +11,7 @@ import pytest
 
 from icloudfs.control import ControlServer, ControlService, ControlStartError
 
-from .conftest import HOST_IP, NS_IP, RemotePeer, ServerFactory
+from .conftest import CLI, HOST_IP, NS_IP, RemotePeer, ServerFactory
 
 _CONNECT = "import socket; s = socket.socket(); s.settimeout(2); print(s.connect_ex(({!r}, {})))"
 INVALID = {"error": True, "reason": "Invalid or missing authentication token"}
@@ -51,7 +51,7 @@ def test_remote_with_bad_good_and_revoked_token(
     assert good.status == 200 and good.body["mount"]["mounted"] is True
     assert remote_peer.get(port, "/openapi.json", token=token["token"]).status == 200
 
-    revoked = httpx.delete(f"http://127.0.0.1:{port}/tokens/{token['id']}")
+    revoked = httpx.delete(f"http://127.0.0.1:{port}/tokens/{token['id']}", headers=CLI)
     assert revoked.status_code == 204
     assert remote_peer.get(port, "/status", token=token["token"]).status == 401
     assert token["token"] not in caplog.text
@@ -86,7 +86,10 @@ def test_remote_cannot_reach_a_loopback_only_server(remote_peer: RemotePeer, ser
     assert reply.stdout.strip() != "0"
 
 
-def test_allow_remote_setting_rebinds_the_server(remote_peer: RemotePeer, server: ControlServer) -> None:
+def test_allow_remote_setting_rebinds_the_server(
+    remote_peer: RemotePeer, service: ControlService, server: ControlServer
+) -> None:
+    service.settings.insecure_http = True  # this peer speaks plain HTTP (HTTPS: test_tls.py)
     port = server.port
     assert remote_peer.run(sys.executable, "-c", _CONNECT.format(HOST_IP, port)).stdout != "0\n"
     reply = httpx.put(f"http://127.0.0.1:{port}/settings", json={"allow_remote": True})

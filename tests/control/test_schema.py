@@ -1,9 +1,10 @@
 """Schema conformance: schemathesis drives every operation of the OpenAPI document and
 checks each answer against it (statuses, bodies, content types, 405s).
 
-This one runs in-process over ASGI. A shim presents the caller as local (loopback peer,
-``Host: localhost``), since the ASGI test client's peer is not an address; the auth rules
-themselves are tested over real sockets elsewhere.
+This one runs in-process over ASGI. A shim presents the caller as the CLI (as if it came through
+the mount's unix socket, with ``Host: localhost`` and the client header), since the ASGI test
+client's peer is no socket; the auth and CSRF rules themselves are tested over real sockets
+elsewhere.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def as_local(app: ASGIApp) -> ASGIApp:
     async def shim(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"]
-            scope = {**scope, "client": ("127.0.0.1", 50000), "headers": [*headers, (b"host", b"localhost")]}
+            headers += [(b"host", b"localhost"), (b"x-icloudfs-client", b"schemathesis")]
+            scope = {**scope, "client": None, "headers": headers}
         await app(scope, receive, send)
 
     return shim

@@ -8,6 +8,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from icloudfs.config import config_file
 from icloudfs.control import ControlClient, ControlServer, ControlService, ControlStartError
+from icloudfs.control.peers import listener_uids
 from icloudfs.control.server import NO_TOKENS_WARNING
 from tests.support.ports import free_port
 
@@ -38,12 +40,14 @@ def test_unix_socket_in_a_private_folder(
     path = short_dir / "run" / "control.sock"
     service.settings.control_socket = str(path)
     server = start_server(service)
-    assert server.address == f"unix:{path}"
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert server.socket == path
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700 and stat.S_IMODE(path.stat().st_mode) == 0o600
     with ControlClient(socket=str(path)) as client:
         assert client.status().mount.mounted
         created = client.create_token("socket callers are local")  # local-only route
         client.revoke_token(created.id)
+    server.stop()
+    assert not path.exists(), "the socket goes with the server"
 
 
 def test_unix_socket_refuses_an_open_folder(
@@ -101,6 +105,32 @@ def test_settings_change_restarts_only_the_server_quickly(
     assert saved["control_addr"] == f"127.0.0.1:{new_port}"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{old_port}/health")
+
+
+def test_a_restart_never_leaves_the_port_free_for_another_user(
+    service: ControlService, server: ControlServer
+) -> None:
+    """The new listener is bound before the old one closes (``SO_REUSEPORT``, which the kernel
+    shares only between sockets of one user): at no moment can another user bind the port."""
+    port = server.port
+    service.settings.control_addr = f"127.0.0.1:{port}"
+    owners: list[set[int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            owners.append(listener_uids(port))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(3):
+            server.restart()
+    finally:
+        done.set()
+        watcher.join()
+    assert owners and all(found == {os.getuid()} for found in owners)
+    assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
 
 
 def test_a_taken_port_is_409_and_nothing_changes(service: ControlService, server: ControlServer) -> None:

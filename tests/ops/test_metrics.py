@@ -11,7 +11,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from icloudfs.config import Settings
 from icloudfs.control.client import ControlClient
 from icloudfs.runner import mount_log
 from tests.ops.conftest import Remote, Run, wait_for
@@ -20,8 +19,8 @@ pytestmark = pytest.mark.usefixtures("signed_in")
 
 
 @pytest.fixture
-def control(env: dict[str, str]) -> Iterator[ControlClient]:
-    with ControlClient.from_settings(Settings.load()) as client:
+def control(mounted: Path) -> Iterator[ControlClient]:
+    with ControlClient.for_mount(mounted) as client:
         yield client
 
 

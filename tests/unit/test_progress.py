@@ -4,7 +4,6 @@ bar on one; against a real control plane for the unmount wait."""
 from __future__ import annotations
 
 import io
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,22 +100,19 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def draining(
-    tmp_path: Path, start_server: Callable[[ControlService], ControlServer]
-) -> tuple[Settings, Path]:
+def draining(tmp_path: Path, start_server: Callable[[ControlService], ControlServer]) -> Path:
+    """A mount's control plane, announced for its mountpoint, whose uploads drain."""
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     filesystem = Draining(mountpoint=str(mountpoint), left=[3, 2, 0])
-    service = ControlService(Settings(control_addr="127.0.0.1:0"), TokenStore(), filesystem=filesystem)
-    server = start_server(service)
-    return Settings(control_addr=f"127.0.0.1:{server.port}"), mountpoint
+    start_server(ControlService(Settings(control_addr=""), TokenStore(), filesystem=filesystem))
+    return mountpoint
 
 
 @pytest.mark.usefixtures("quick")
-def test_unmount_wait_in_plain_lines(draining: tuple[Settings, Path]) -> None:
-    settings, mountpoint = draining
+def test_unmount_wait_in_plain_lines(draining: Path) -> None:
     out = io.StringIO()
-    waiting = UploadProgress(settings, mountpoint, out=out)
+    waiting = UploadProgress(draining, out=out)
     for _ in range(4):
         waiting.update()
     waiting.done()
@@ -129,10 +125,9 @@ def test_unmount_wait_in_plain_lines(draining: tuple[Settings, Path]) -> None:
 
 
 @pytest.mark.usefixtures("quick")
-def test_unmount_wait_on_a_terminal(draining: tuple[Settings, Path]) -> None:
-    settings, mountpoint = draining
+def test_unmount_wait_on_a_terminal(draining: Path) -> None:
     out = Terminal()
-    waiting = UploadProgress(settings, mountpoint, out=out)
+    waiting = UploadProgress(draining, out=out)
     for _ in range(3):
         waiting.update()
     waiting.done()
@@ -141,11 +136,8 @@ def test_unmount_wait_on_a_terminal(draining: tuple[Settings, Path]) -> None:
 
 @pytest.mark.usefixtures("quick")
 def test_unmount_wait_without_a_control_plane_shows_the_time(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     out = io.StringIO()
-    waiting = UploadProgress(Settings(control_addr=f"127.0.0.1:{port}"), tmp_path, out=out)
+    waiting = UploadProgress(tmp_path, out=out)
     waiting.update()
     waiting.done()
     assert out.getvalue().startswith(f"waiting for {tmp_path} to store pending uploads (")

@@ -148,7 +148,10 @@ def start_control(start_server: Callable[[ControlService], ControlServer]) -> Se
         *, account: Account | None = None, filesystem: Any = None, allow_remote: bool = False
     ) -> ControlServer:
         service = ControlService(
-            settings=Settings(control_addr=f"127.0.0.1:{free_port()}", allow_remote=allow_remote),
+            # remote visitors here speak plain HTTP (asked for); HTTPS has tests/control/test_tls.py
+            settings=Settings(
+                control_addr=f"127.0.0.1:{free_port()}", allow_remote=allow_remote, insecure_http=allow_remote
+            ),
             tokens=TokenStore(),
             account=account,
             filesystem=filesystem,
@@ -175,10 +178,13 @@ def real_account(emu: Emulator, tmp_path: Path) -> ICloudAccount:
 
 
 _HTTP = r"""
-import http.client, json, sys
-host, port, path, token = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+import http.client, json, ssl, sys
+host, port, path, token, scheme = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 try:
-    conn = http.client.HTTPConnection(host, port, timeout=5)
+    if scheme == "https":  # the certificate is checked by its pin elsewhere; here only TLS matters
+        conn = http.client.HTTPSConnection(host, port, timeout=5, context=ssl._create_unverified_context())
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
     conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
     reply = conn.getresponse()
     print(json.dumps([reply.status, reply.read().decode()]))
@@ -206,9 +212,10 @@ class Namespace:
             raise AssertionError(f"{args[:3]} failed in {self.name}: {done.stderr[-3000:]}")
         return done.stdout
 
-    def get(self, port: int, path: str, token: str = "") -> tuple[int, str]:
+    def get(self, port: int, path: str, token: str = "", scheme: str = "http") -> tuple[int, str]:
         """``(status, body)`` of ``GET path`` from the namespace; status 0 when unreachable."""
-        status, body = json.loads(self.run(sys.executable, "-c", _HTTP, HOST_IP, str(port), path, token))
+        reply = self.run(sys.executable, "-c", _HTTP, HOST_IP, str(port), path, token, scheme)
+        status, body = json.loads(reply)
         return int(status), str(body)
 
 

@@ -41,7 +41,8 @@ class Remote:
     def get(self, server: ControlServer, path: str, token: str = "") -> int:
         """The status of ``GET path``; 0 when the server cannot be reached."""
         if self.namespace is not None:
-            return self.namespace.get(server.port, path, token)[0]
+            scheme = "https" if server.address.startswith("https://") else "http"
+            return self.namespace.get(server.port, path, token, scheme)[0]
         headers = {"X-Forwarded-For": "203.0.113.9"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -117,7 +118,7 @@ def test_sign_in_tokens_and_remote_access(
     shot(page, "03-remote-without-tokens", full_page=True)
     page.click("#save-settings")  # saving is allowed without tokens
     _message(page, "#settings-message", "Saved and restarted: remote connections are on.", 15_000)
-    assert server.address.startswith("http://0.0.0.0:")
+    assert server.address.startswith("https://0.0.0.0:"), "remote access is HTTPS"
     assert remote.get(server, "/status") == 401
     expect(page.locator("#connection")).to_have_text("Live", timeout=10_000)
 

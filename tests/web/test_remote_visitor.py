@@ -106,7 +106,10 @@ def test_remote_visitor_by_forwarded_header(
     expect(page.locator("#token-gate")).to_be_hidden()
 
     # the owner revokes the token: the next refresh sends the visitor back to the prompt
-    assert httpx.delete(f"{base}/tokens/{token['id']}").status_code == 204
+    assert (
+        httpx.delete(f"{base}/tokens/{token['id']}", headers={"X-Icloudfs-Client": "tests"}).status_code
+        == 204
+    )
     expect(page.locator("#token-gate")).to_be_visible(timeout=8000)
     expect(page.locator("#token-message")).to_have_text(NOT_ACCEPTED)
     assert page.evaluate("sessionStorage.getItem('icloudfs-token')") is None

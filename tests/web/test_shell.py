@@ -54,7 +54,7 @@ def test_shell_is_open_but_data_is_not(server: ControlServer) -> None:
     assert httpx.get(server.address + "/web/secret.txt", headers=REMOTE).status_code == 401
     assert httpx.get(server.address + "/web/secret.txt").status_code == 404
     # only GET/HEAD are the shell's; a POST to / is the API's business
-    assert httpx.post(server.address + "/", headers=REMOTE).status_code == 401
+    assert httpx.post(server.address + "/", json={}, headers=REMOTE).status_code == 401
 
 
 def test_reloading_the_page_never_counts_as_a_failed_login(server: ControlServer) -> None:

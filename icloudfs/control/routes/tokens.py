@@ -26,8 +26,10 @@ def list_tokens(service: Service) -> list[TokenInfo]:
 
 
 @router.post("", status_code=201)
-def create_token(service: Service, body: TokenCreate) -> NewToken:
-    """Make a token; it is shown here once and only its hash is kept."""
+def create_token(service: Service, body: TokenCreate, response: Response) -> NewToken:
+    """Make a token; it is shown here once and only its hash is kept (and no cache keeps the
+    answer)."""
+    response.headers["Cache-Control"] = "no-store"
     return service.tokens.create_token(body.description)
 
 

@@ -39,7 +39,7 @@ class ApiError extends Error {
 // ---- plumbing -------------------------------------------------------------------------------
 
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", "X-Icloudfs-Client": "page" };
   const bearer = sessionStorage.getItem(TOKEN_KEY);
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   const init = { method, headers, cache: "no-store", credentials: "omit" };

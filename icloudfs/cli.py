@@ -29,7 +29,7 @@ from icloudfs.errors import IcloudfsError
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.passwords import check_password, keyring_info
 from icloudfs.ops import logging as ops_logging
-from icloudfs.ops import mount_helper
+from icloudfs.ops import mount_helper, privacy
 from icloudfs.ops.commands import register as register_ops
 from icloudfs.ops.progress import Progress
 
@@ -267,6 +267,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    privacy.restrict_umask()
     words = list(sys.argv[1:] if argv is None else argv)
     try:
         if mount_helper.is_helper_call(words):

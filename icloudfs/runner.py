@@ -37,7 +37,7 @@ from icloudfs.errors import AuthError, AuthRequired
 from icloudfs.fuse.mount import Mount, MountError, MountOptions, run_mount, unmount
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.drive import ICloudDrive
-from icloudfs.ops import sdnotify
+from icloudfs.ops import privacy, sdnotify
 from icloudfs.ops.progress import UploadProgress
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,9 @@ def run_foreground(
     """
     pid_file = mount_log(options.mountpoint).with_suffix(".pid")
     control: list[ControlServer] = []
+    for folder in (config.state_dir(), config.config_dir()):
+        privacy.tighten(folder)
+    privacy.tighten(Path(session.settings.cache_dir), once=True)
 
     def ready(mount: Mount) -> None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)

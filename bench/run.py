@@ -110,7 +110,7 @@ def raw_url(emulator: EmulatorServer, home: Path) -> str:
         account.submit_2fa(info["code"])
     drive = ICloudDrive(account, ca_file=emulator.ca)
     big = next(c for c in drive.list_folders([ROOT_ID])[0].children if c.name == "big.bin")
-    return drive._download_url(big, fresh=False)
+    return drive.download_url(big)
 
 
 def run_profile(

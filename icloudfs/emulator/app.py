@@ -1,8 +1,9 @@
 """Assemble the emulator's ASGI app: open the store, apply seeds, mount every route family.
 
-Routes by file: ``auth`` (idmsa), ``setup_ws`` (setup), ``drive`` (drivews), ``docws``,
-``content`` (signed download/upload URLs) and ``admin`` (``/__emulator__``); the
-``LinkMiddleware`` wraps them all with stats, latency and fault injection.
+Routes by file: ``auth`` (idmsa), ``setup_ws`` (setup), ``drive`` and ``drive_details``
+(drivews), ``docws`` and ``docws_items`` (docws), ``content`` (signed download/upload URLs)
+and ``admin`` (``/__emulator__``); the ``LinkMiddleware`` wraps them all with stats,
+latency and fault injection.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from icloudfs.emulator import admin, auth, content, docws, drive, setup_ws
+from icloudfs.emulator import admin, auth, content, docws, docws_items, drive, drive_details, setup_ws
 from icloudfs.emulator.config import EmulatorConfig
 from icloudfs.emulator.context import Emulator
 from icloudfs.emulator.middleware import LinkMiddleware
@@ -25,7 +26,16 @@ def create_app(config: EmulatorConfig) -> LinkMiddleware:
     for spec in config.seeds:
         apply_seed(emulator.store, spec)
     # The upload and download families first: they take most requests, and routes match in order.
-    families = (docws.router, content.router, drive.router, setup_ws.router, auth.router, admin.router)
+    families = (
+        docws.router,
+        content.router,
+        drive.router,
+        docws_items.router,
+        drive_details.router,
+        setup_ws.router,
+        auth.router,
+        admin.router,
+    )
     routes = [route for family in families for route in family.routes]
     api = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     api.state.emulator = emulator

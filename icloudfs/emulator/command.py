@@ -36,6 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--session-ttl", type=float, default=86400.0, metavar="SECONDS")
     parser.add_argument("--trust-days", type=float, default=30.0, help="lifetime of 2FA trust tokens")
     parser.add_argument("--adp", action="store_true", help="Advanced Data Protection: Drive needs consent")
+    parser.add_argument(
+        "--url-ttl", type=float, default=300.0, metavar="SECONDS", help="lifetime of signed content URLs"
+    )
+    parser.add_argument(
+        "--download-redirects",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="share of downloads answered 330 with a Location on another host name (0-1)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -57,6 +67,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         session_ttl=args.session_ttl,
         trust_days=args.trust_days,
         adp=args.adp,
+        url_ttl=args.url_ttl,
+        download_redirects=args.download_redirects,
     )
 
 

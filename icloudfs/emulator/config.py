@@ -35,5 +35,6 @@ class EmulatorConfig:
     trust_days: float = 30.0
     adp: bool = False
     lock_after: int = 5  # consecutive bad passwords before the account locks
-    url_ttl: float = 3600.0  # lifetime of signed content URLs
+    url_ttl: float = 300.0  # lifetime of signed content URLs
+    download_redirects: float = 0.0  # share of downloads answered 330 to another host name
     quota_bytes: int = 5 * 1024**3

@@ -1,11 +1,20 @@
 """The content host: signed, cookie-less download and upload URLs, like Apple's CDN (cvws/contentws).
 
-A download URL names the blob of one file version (``/content/<blob>/<name>?e=&s=``):
-once the file changes or is deleted the blob has no owner and the URL answers 404;
-past its expiry or with a bad signature it answers 403. Downloads honour one
-``Range`` (206 + ``Content-Range``; 416 past the end) and stream from disk; uploads
-stream a multipart body to a staging file whose ``receipt`` ``update/documents``
-later redeems. Both directions draw on the shared bandwidth bucket.
+A download URL names the blob of one file version (``/content/<blob>/<name>?e=&w=&s=``):
+
+- a bad signature is 403; past its expiry (``--url-ttl``) 410;
+- once the web session it was given to is gone, 421, as the content host answers when the
+  web session has expired (the client renews and asks for a new URL);
+- once the file changes or is deleted the blob has no owner and the URL answers 404;
+- a share of downloads (``--download-redirects``) is answered 330 with a ``Location`` on
+  another host name of this server (localhost / 127.0.0.1), as Apple's CDN redirects
+  (rclone follows it; ghostops/ICloud-Shared-Album issue 6);
+- a zero-byte file is refused (400): Apple does, and clients must not ask (pyicloud returns
+  empty content without a request).
+
+Downloads honour one ``Range`` (206 + ``Content-Range``; 416 past the end) and stream from
+disk; uploads stream a multipart (pyicloud) or raw (rclone) body to a staging file whose
+``receipt`` ``update/documents`` later redeems. Both directions draw on the shared bandwidth bucket.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import random
 import secrets
 from collections.abc import AsyncIterator
 from typing import BinaryIO
@@ -78,15 +88,25 @@ async def _stream(emulator: Emulator, handle: BinaryIO, first: int, length: int)
 async def download(request: Request, blob: str, name: str) -> Response:
     emulator = emulator_of(request)
     query = request.query_params
-    if not emulator.signature_ok(f"/content/{blob}", query.get("e", ""), query.get("s", "")):
-        return Response("Forbidden: URL expired or not signed", status_code=403)
+    session = query.get("w", "")
+    if not emulator.signature_ok(f"/content/{blob}", query.get("e", ""), query.get("s", ""), session):
+        return Response("Forbidden: URL not signed", status_code=403)
+    if emulator.expired(query.get("e", "")):
+        return Response("Gone: URL expired", status_code=410)
+    if session and emulator.sessions.web(session) is None:
+        return Response("Misdirected: the web session is gone", status_code=421)
     if emulator.store.blob_owner(blob) is None:
         return Response("Not Found: this version no longer exists", status_code=404)
+    if not query.get("r") and random.random() < emulator.config.download_redirects:
+        return Response(status_code=330, headers={"Location": _elsewhere(request)})
     try:
         handle = open(emulator.store.blob_path(blob), "rb")  # noqa: SIM115 - closed by _stream
     except FileNotFoundError:
         return Response("Not Found", status_code=404)
     size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        handle.close()
+        return Response("Bad Request: an empty file has nothing to download", status_code=400)
     headers = {"Accept-Ranges": "bytes"}
     try:
         wanted = parse_range(request.headers.get("range"), size)
@@ -107,13 +127,23 @@ async def download(request: Request, blob: str, name: str) -> Response:
     )
 
 
+def _elsewhere(request: Request) -> str:
+    """This URL on the server's other host name, marked as redirected (no second redirect)."""
+    host = request.url.hostname or "127.0.0.1"
+    other = "127.0.0.1" if host == "localhost" else "localhost"
+    return str(request.url.replace(hostname=other)) + "&r=1"
+
+
 @router.post("/upload/{zone}/{document}")
 async def upload(request: Request, zone: str, document: str) -> Response:
     emulator = emulator_of(request)
     query = request.query_params
     if not emulator.signature_ok(f"/upload/{zone}/{document}", query.get("e", ""), query.get("s", "")):
-        return Response("Forbidden: URL expired or not signed", status_code=403)
+        return Response("Forbidden: URL not signed", status_code=403)
+    if emulator.expired(query.get("e", "")):
+        return Response("Gone: URL expired", status_code=410)
     boundary = boundary_of(request.headers.get("content-type", ""))
+    # no boundary: the raw bytes, as rclone posts them (backend/iclouddrive/api/drive.go Upload)
     reader = FilePartReader(boundary) if boundary else None
     receipt = secrets.token_hex(16)
     target = emulator.store.staging / receipt

@@ -70,20 +70,28 @@ class Emulator:
             dsid=dsid,
         )
 
-    # Signed URLs stand in for Apple's CDN links: no cookie, but an expiry and an HMAC.
+    # Signed URLs stand in for Apple's CDN links: no cookie, but an expiry (``e=``, seconds since
+    # the epoch, as Apple's carry one), an HMAC, and the web session they were given to (``w=``):
+    # once that session is gone, the content host refuses them (421).
 
-    def sign(self, path: str, tail: str = "") -> str:
+    def sign(self, path: str, tail: str = "", session: str = "") -> str:
         """``path`` + ``tail`` with an expiry and an HMAC over ``path`` (``tail`` is cosmetic)."""
         expiry = int(time.time() + self.config.url_ttl)
-        return f"{path}{tail}?e={expiry}&s={self._mac(path, expiry)}"
+        mac = self._mac(path, expiry, session)
+        return f"{path}{tail}?e={expiry}" + (f"&w={session}" if session else "") + f"&s={mac}"
 
-    def signature_ok(self, path: str, expiry: str, signature: str) -> bool:
-        if not expiry.isdigit() or int(expiry) < time.time():
+    def signature_ok(self, path: str, expiry: str, signature: str, session: str = "") -> bool:
+        """The HMAC holds (whatever the expiry: ``expired`` tells that apart)."""
+        if not expiry.isdigit():
             return False
-        return hmac.compare_digest(self._mac(path, int(expiry)), signature)
+        return hmac.compare_digest(self._mac(path, int(expiry), session), signature)
 
-    def _mac(self, path: str, expiry: int) -> str:
-        return hmac.new(self.secret, f"{path}|{expiry}".encode(), hashlib.sha256).hexdigest()[:32]
+    @staticmethod
+    def expired(expiry: str) -> bool:
+        return not expiry.isdigit() or int(expiry) < time.time()
+
+    def _mac(self, path: str, expiry: int, session: str) -> str:
+        return hmac.new(self.secret, f"{path}|{expiry}|{session}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def emulator_of(request: Request) -> Emulator:

@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from icloudfs.emulator.context import emulator_of, origin_of
 from icloudfs.emulator.guard import require_drive
+from icloudfs.emulator.item_ids import item_id
 from icloudfs.emulator.responses import drive_error, json_response, read_json
 from icloudfs.emulator.routing import Routes
 from icloudfs.emulator.sessions import Sessions
@@ -55,12 +56,12 @@ async def download_ticket(request: Request, zone: str) -> Response:
     item = emulator.store.by_document(zone, document_id)
     if item is None or item.kind != "FILE" or item.blob is None:
         return drive_error(404, "NOT_FOUND", "No such document")
-    url = origin_of(request) + emulator.sign(f"/content/{item.blob}", f"/{quote(item.name)}")
+    url = origin_of(request) + emulator.sign(f"/content/{item.blob}", f"/{quote(item.name)}", web.token)
     key = "package_token" if item.name.rsplit(".", 1)[-1].lower() in PACKAGE_EXTENSIONS else "data_token"
     return json_response(
         {
             "document_id": item.docwsid,
-            "item_id": item.docwsid,
+            "item_id": item_id(item),
             "owner_dsid": int(emulator.dsid),
             key: _ticket(url, item),
             "double_etag": item.etag,
@@ -74,7 +75,9 @@ async def upload_ticket(request: Request, zone: str) -> Response:
     if isinstance(web, Response):
         return web
     emulator = emulator_of(request)
-    if request.query_params.get("token") != Sessions.validate_value(web):
+    token = request.query_params.get("token")
+    # rclone sends no token (backend/iclouddrive/api/drive.go CreateUpload): the cookies suffice
+    if token is not None and token != Sessions.validate_value(web):
         return json_response({"success": False, "error": "Invalid token"}, 401)
     document_id = secrets.token_hex(16).upper()
     document_id = "-".join(
@@ -123,7 +126,7 @@ async def update_documents(request: Request, zone: str) -> Response:
     document = {
         "status": _OK,
         "document_id": item.docwsid,
-        "item_id": item.docwsid,
+        "item_id": item_id(item),
         "urls": {"url_download": ""},
         "etag": item.etag,
         "parent_id": parent.docwsid,

@@ -1,16 +1,22 @@
 """drivews routes (``/drivews/...``): listing, app libraries, create/rename/move/trash/put back/delete.
 
-Refusals (all-or-nothing: a request with one bad item changes nothing):
+``renameItems``, ``moveItems``, ``moveItemsToTrash``, ``putBackItemsFromTrash`` and
+``deleteItems`` answer 200 with one entry per item, each with its own ``status``, as Apple
+does (rclone's ``api/drive.go`` reads ``items[i].status`` and retries on ``ETAG_CONFLICT``
+with the etag that entry returns): an item refused does not stop the others.
 
-* unknown item or destination: 404 ``{"errorCode": "NOT_FOUND", "items": [{"drivewsid",
-  "status": "ID_INVALID"}]}``;
-* stale etag: 409 ``{"errorCode": "ETAG_CONFLICT", "items": [{"drivewsid", "etag": <current>,
-  "status": "ETAG_CONFLICT"}]}`` (the per-item status is what rclone's client reads);
-* name taken in the destination (NFC, case-insensitive): 409 ``{"errorCode": "NAME_CONFLICT",
-  "items": [{"drivewsid"?, "name", "status": "NAME_CONFLICT"}]}``; createFolders uses the
-  key ``folders`` instead of ``items``;
-* impossible requests (empty name, moving a folder into itself, touching the root): 400
-  ``{"errorCode": "INVALID_ARGUMENT", ...}``.
+* unknown item: ``{"drivewsid", "status": "ID_INVALID"}``;
+* stale etag: ``{"drivewsid", "etag": <current>, "status": "ETAG_CONFLICT"}``;
+* name taken in the destination (NFC, case-insensitive): ``{"drivewsid", "name", "status":
+  "NAME_CONFLICT"}``.
+
+What makes the whole request impossible is still refused as a whole: an unknown destination
+folder (404 ``NOT_FOUND``), an empty or invalid name, moving a folder into itself, touching the
+root (400 ``INVALID_ARGUMENT``). ``createFolders`` refuses a taken name with 409
+``NAME_CONFLICT`` (its key is ``folders``).
+
+``deleteItems`` moves a live item to Recently Deleted (as pyicloud's README says Apple does),
+and removes one already there for good.
 
 An unknown folder in ``retrieveItemDetailsInFolders`` is an ``{"drivewsid", "status":
 "ID_INVALID"}`` entry in the list, as Apple answers.
@@ -72,47 +78,45 @@ def _bad_name(name: Any) -> bool:
     return not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME or name in (".", "..")
 
 
-def _resolve(store: Store, entries: list[dict[str, Any]]) -> list[Item] | Response:
-    """The items a batch names, or the 404/409 refusing it (unknown ids first, then stale etags)."""
-    items = [store.get(str(e.get("drivewsid", ""))) for e in entries]
-    missing = [str(e.get("drivewsid")) for e, item in zip(entries, items, strict=True) if item is None]
-    if missing:
-        return _not_found(missing)
-    found = [item for item in items if item is not None]
-    stale = [
-        {"drivewsid": item.drivewsid, "etag": item.etag, "status": "ETAG_CONFLICT"}
-        for e, item in zip(entries, found, strict=True)
-        if e.get("etag") not in (None, item.etag)
-    ]
-    if stale:
-        return drive_error(409, "ETAG_CONFLICT", "The item was changed by someone else", "items", stale)
-    if any(item.drivewsid == ROOT_ID or item.kind == "APP_LIBRARY" for item in found):
-        return _invalid("The root and app libraries cannot be changed")
-    return found
+Outcome = Item | dict[str, Any]
+"""What one item of a batch became: the changed item, or its refusal (``{"status": ...}``)."""
+
+Apply = Callable[[Store, Item, dict[str, Any], dict[str, Any]], Outcome]
+"""``apply(store, item, entry, body)``: one item's change (``entry`` is its part of the body)."""
+
+Check = Callable[[Store, list[Item], dict[str, Any]], Response | None]
+"""A check of the whole request before any item is changed: its refusal, or None."""
 
 
-async def _batch(
-    request: Request,
-    apply: Callable[[Store, list[Item], dict[str, Any]], list[Item] | Response],
-    extra: Callable[[Item], dict[str, Any]] | None = None,
-) -> Response:
-    """Shared shape of renameItems/moveItems/...: guard, resolve, apply, answer ``{"items": [...]}``."""
+async def _batch(request: Request, apply: Apply, check: Check | None = None) -> Response:
+    """Shared shape of renameItems/moveItems/...: guard, then each item on its own (an unknown id
+    or a stale etag refuses that item only), answered ``{"items": [...]}`` with a status each."""
     web = require_drive(request)
     if isinstance(web, Response):
         return web
     store = emulator_of(request).store
     body: dict[str, Any] = await read_json(request) or {}
-    entries = list(body.get("items") or [])
-    items = _resolve(store, entries)
-    if isinstance(items, Response):
-        return items
-    done = apply(store, items, body)
-    if isinstance(done, Response):
-        return done
+    entries = [e for e in body.get("items") or [] if isinstance(e, dict)]
+    found = {str(e.get("drivewsid", "")): store.get(str(e.get("drivewsid", ""))) for e in entries}
+    known = [item for item in found.values() if item is not None]
+    if any(item.drivewsid == ROOT_ID or item.kind == "APP_LIBRARY" for item in known):
+        return _invalid("The root and app libraries cannot be changed")
+    refusal = check(store, known, body) if check is not None else None
+    if refusal is not None:
+        return refusal
     render = _renderer(request)
-    return json_response(
-        {"items": [{**render.node(item), **(extra(item) if extra else {}), "status": "OK"} for item in done]}
-    )
+    answers: list[dict[str, Any]] = []
+    for entry in entries:
+        wsid = str(entry.get("drivewsid", ""))
+        item = store.get(wsid)  # as it is now: an earlier entry may have changed it
+        if item is None:
+            answers.append({"drivewsid": wsid, "status": "ID_INVALID"})
+        elif entry.get("etag") not in (None, item.etag):
+            answers.append({"drivewsid": wsid, "etag": item.etag, "status": "ETAG_CONFLICT"})
+        else:
+            outcome = apply(store, item, entry, body)
+            answers.append({**render.node(outcome), "status": "OK"} if isinstance(outcome, Item) else outcome)
+    return json_response({"items": answers})
 
 
 @router.post("/retrieveItemDetailsInFolders")
@@ -180,70 +184,75 @@ async def create_folders(request: Request) -> Response:
     return json_response({"destinationDrivewsId": dest.drivewsid, "folders": created})
 
 
-def _rename(store: Store, items: list[Item], body: dict[str, Any]) -> list[Item] | Response:
-    names = [e.get("name") for e in body.get("items") or []]
-    if any(_bad_name(n) for n in names):
-        return _invalid("Invalid name")
-    taken = [
-        {"drivewsid": i.drivewsid, "name": n}
-        for i, n in zip(items, names, strict=True)
-        if store.name_taken(i.parent, n, exclude=i.drivewsid)
-    ]
-    if taken:
-        return _name_conflict(taken)
+def _check_names(store: Store, items: list[Item], body: dict[str, Any]) -> Response | None:
+    names = [e.get("name") for e in body.get("items") or [] if isinstance(e, dict)]
+    return _invalid("Invalid name") if any(_bad_name(n) for n in names) else None
+
+
+def _rename(store: Store, item: Item, entry: dict[str, Any], body: dict[str, Any]) -> Outcome:
+    name = str(entry.get("name"))
+    refused = {"drivewsid": item.drivewsid, "name": name, "status": "NAME_CONFLICT"}
+    if store.name_taken(item.parent, name, exclude=item.drivewsid):
+        return refused
     try:
-        return [store.rename(item, name) for item, name in zip(items, names, strict=True)]
-    except NameConflict as err:
-        return _name_conflict([{"name": str(err)}])
+        return store.rename(item, name)
+    except NameConflict:
+        return refused
 
 
-def _move(store: Store, items: list[Item], body: dict[str, Any]) -> list[Item] | Response:
-    dest_id = str(body.get("destinationDrivewsId", ""))
-    dest = store.get(dest_id)
-    if dest is None or not dest.is_folder or dest.parent == TRASH_PARENT:
-        return _not_found([dest_id])
+def _destination(store: Store, body: dict[str, Any]) -> Item | None:
+    dest = store.get(str(body.get("destinationDrivewsId", "")))
+    return dest if dest is not None and dest.is_folder and dest.parent != TRASH_PARENT else None
+
+
+def _check_move(store: Store, items: list[Item], body: dict[str, Any]) -> Response | None:
+    dest = _destination(store, body)
+    if dest is None:
+        return _not_found([str(body.get("destinationDrivewsId", ""))])
     if any(item.is_folder and store.is_within(dest.drivewsid, item.drivewsid) for item in items):
         return _invalid("A folder cannot be moved into itself")
-    keys = [name_key(item.name) for item in items]
-    taken = [
-        {"drivewsid": i.drivewsid, "name": i.name}
-        for i, k in zip(items, keys, strict=True)
-        if store.name_taken(dest.drivewsid, i.name, exclude=i.drivewsid) or keys.count(k) > 1
-    ]
-    if taken:
-        return _name_conflict(taken)
+    return None
+
+
+def _move(store: Store, item: Item, entry: dict[str, Any], body: dict[str, Any]) -> Outcome:
+    dest = _destination(store, body)
+    assert dest is not None  # checked first
+    refused = {"drivewsid": item.drivewsid, "name": item.name, "status": "NAME_CONFLICT"}
+    if store.name_taken(dest.drivewsid, item.name, exclude=item.drivewsid):
+        return refused
     try:
-        return [store.move(item, dest) for item in items]
-    except NameConflict as err:
-        return _name_conflict([{"name": str(err)}])
+        return store.move(item, dest)
+    except NameConflict:
+        return refused
 
 
-def _trash(store: Store, items: list[Item], body: dict[str, Any]) -> list[Item] | Response:
-    if any(item.parent == TRASH_PARENT for item in items):
-        return _invalid("Already in the trash")
-    return [store.trash(item) for item in items]
+def _trash(store: Store, item: Item, entry: dict[str, Any], body: dict[str, Any]) -> Outcome:
+    if item.parent == TRASH_PARENT:
+        return {"drivewsid": item.drivewsid, "status": "ID_INVALID"}  # gone from the drive already
+    return store.trash(item)
 
 
-def _put_back(store: Store, items: list[Item], body: dict[str, Any]) -> list[Item] | Response:
-    if any(item.parent != TRASH_PARENT for item in items):
-        return _invalid("Not in the trash")
-    return [store.put_back(item) for item in items]
+def _put_back(store: Store, item: Item, entry: dict[str, Any], body: dict[str, Any]) -> Outcome:
+    if item.parent != TRASH_PARENT:
+        return {"drivewsid": item.drivewsid, "status": "ID_INVALID"}
+    return store.put_back(item)
 
 
-def _delete(store: Store, items: list[Item], body: dict[str, Any]) -> list[Item] | Response:
-    for item in items:
-        store.delete(item)
-    return items
+def _delete(store: Store, item: Item, entry: dict[str, Any], body: dict[str, Any]) -> Outcome:
+    if item.parent != TRASH_PARENT:
+        return store.trash(item)  # a live item goes to Recently Deleted first
+    store.delete(item)
+    return {"drivewsid": item.drivewsid, "etag": "null", "isDeleted": True, "status": "OK"}
 
 
 @router.post("/renameItems")
 async def rename_items(request: Request) -> Response:
-    return await _batch(request, _rename)
+    return await _batch(request, _rename, _check_names)
 
 
 @router.post("/moveItems")
 async def move_items(request: Request) -> Response:
-    return await _batch(request, _move)
+    return await _batch(request, _move, _check_move)
 
 
 @router.post("/moveItemsToTrash")
@@ -258,4 +267,4 @@ async def put_back(request: Request) -> Response:
 
 @router.post("/deleteItems")
 async def delete_items(request: Request) -> Response:
-    return await _batch(request, _delete, extra=lambda item: {"isDeleted": True, "etag": "null"})
+    return await _batch(request, _delete)

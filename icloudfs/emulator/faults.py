@@ -3,10 +3,12 @@
 * latency: added to every request before it is handled;
 * bandwidth: ONE token bucket shared by every connection, so N parallel transfers
   split the cap instead of each getting it (content bytes only, both directions);
-* rules: ``{"path": prefix, "status": 503|421|500|...|"drop", "times": n | "rate": p,
+* rules: ``{"path": prefix, "status": 503|421|500|...|"drop"|"lost", "times": n | "rate": p,
   "method": optional}``; the first matching rule fires. ``times`` counts down and the
   rule disappears at zero; ``rate`` fires with that probability forever. ``drop`` closes
-  the connection without an answer.
+  the connection without an answer, the request not handled; ``lost`` handles it (the
+  change is made) and then closes the connection without its answer, as a link that breaks
+  on the way back does: the client cannot tell whether it happened.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ class Rule:
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Rule:
         status = raw["status"]
-        if status != "drop" and not isinstance(status, int):
-            raise ValueError(f"status must be an HTTP code or 'drop', not {status!r}")
+        if status not in ("drop", "lost") and not isinstance(status, int):
+            raise ValueError(f"status must be an HTTP code, 'drop' or 'lost', not {status!r}")
         times, rate = raw.get("times"), raw.get("rate")
         if times is None and rate is None:
             times = 1

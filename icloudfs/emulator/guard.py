@@ -1,8 +1,10 @@
 """Admission checks shared by setup, drivews and docws: a live web session, the dsid, ADP consent.
 
 A missing or stale ``X-APPLE-WEBAUTH-TOKEN`` cookie is 421 (pyicloud's "authentication
-required"), a missing/wrong ``dsid`` param is 400, and Drive under Advanced Data
-Protection without device consent and a PCS grant is 423, as Apple answers.
+required"), a wrong ``dsid`` param is 400, and Drive under Advanced Data Protection
+without device consent and a PCS grant is 423, as Apple answers. Apple authenticates by
+the cookies alone, so a request without ``dsid`` is served: rclone sends no query
+parameters on its setup and Drive calls.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from icloudfs.emulator.responses import json_response, session_expired
 from icloudfs.emulator.store import Token
 
 
-def require_web(request: Request, need_dsid: bool = True) -> Token | Response:
+def require_web(request: Request, check_dsid: bool = True) -> Token | Response:
     """The caller's web session, or the answer refusing the request."""
     emulator = emulator_of(request)
     web = emulator.sessions.web(request.cookies.get("X-APPLE-WEBAUTH-TOKEN"))
     if web is None:
         return session_expired()
-    if need_dsid and request.query_params.get("dsid") != emulator.dsid:
-        return json_response({"success": False, "error": "Missing or wrong dsid"}, 400)
+    dsid = request.query_params.get("dsid")
+    # rclone sends no dsid (backend/iclouddrive/api/session.go GetHeaders: cookies, no params)
+    if check_dsid and dsid is not None and dsid != emulator.dsid:
+        return json_response({"success": False, "error": "Wrong dsid"}, 400)
     return web
 
 

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from icloudfs.emulator.context import Emulator
 from icloudfs.emulator.responses import session_expired
@@ -46,11 +46,18 @@ class LinkMiddleware:
         fault = faults.pick(scope["method"], path)
         if fault == "drop":
             await _drop(send)
+        elif fault == "lost":
+            await self.app(scope, receive, _swallowed)
+            await _drop(send)
         elif isinstance(fault, int):
             response = session_expired() if fault == 421 else Response(f"Injected fault {fault}", fault)
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+async def _swallowed(message: Message) -> None:
+    """The answer of a request whose answer is lost on the way back."""
 
 
 async def _drop(send: Send) -> None:

@@ -4,7 +4,8 @@ Files carry ``name`` without the extension plus ``extension`` (pyicloud shows
 ``name.extension``), ``size`` and second-precision UTC dates; folders carry
 recursive ``fileCount``/``assetQuota`` and ``directChildrenCount``; items in the
 trash carry ``parentId: "TRASH_ROOT"``, ``restorePath`` and ``dateExpiration``.
-Only the folder being listed carries ``items``/``numberOfItems``.
+Only the folder being listed carries ``items``/``numberOfItems``. Every item carries
+its ``item_id`` (see ``item_ids``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from icloudfs.emulator.item_ids import item_id
 from icloudfs.emulator.names import split_name
 from icloudfs.emulator.store import TRASH_PARENT, Item, Store
 
@@ -54,6 +56,9 @@ class Renderer:
         }
         if item.parent:
             data["parentId"] = item.parent
+        # rclone deletes only items whose listing gave an item_id (backend/iclouddrive/iclouddrive.go
+        # Object.Remove); Apple's drivews answers carry one (pyicloud tests/const_drive.py)
+        data["item_id"] = item_id(item)
         data["etag"] = item.etag
         data["type"] = item.kind
         if item.kind == "FILE":

@@ -6,11 +6,15 @@ expired session token is refused with 421 unless the body also carries a live
 trust token, which renews it without 2FA. Under ``--adp`` the web access state
 says ICDRS is disabled until device consent is given (``POST
 /__emulator__/adp-consent`` stands in for tapping Allow on a device); ``requestPCS``
-then grants the session PCS access, or answers a failure message that pyicloud
+then grants the session PCS access and sets the app's ``X-APPLE-WEBAUTH-PCS-*`` cookies
+(lasting as long as the web session), or answers a failure message that pyicloud
 reports as "Unable to request PCS access!".
 """
 
 from __future__ import annotations
+
+import secrets
+import time
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +27,12 @@ from icloudfs.emulator.routing import Routes
 
 router = Routes("/setup/ws/1")
 _COOKIE_AGE = 60 * 86400
+# The PCS cookies each app's grant carries; rclone reads these names after a "success"
+# (backend/iclouddrive/api/session.go pcsServices) and gives up when they are missing.
+_PCS_COOKIES = {
+    "iclouddrive": ("X-APPLE-WEBAUTH-PCS-Documents",),
+    "photos": ("X-APPLE-WEBAUTH-PCS-Photos", "X-APPLE-WEBAUTH-PCS-Sharing"),
+}
 
 
 def _login_answer(request: Request, trusted: bool) -> Response:
@@ -54,13 +64,13 @@ async def account_login(request: Request) -> Response:
 
 @router.post("/validate")
 async def validate(request: Request) -> Response:
-    web = require_web(request, need_dsid=False)
+    web = require_web(request, check_dsid=False)
     return web if isinstance(web, Response) else _login_answer(request, web.trusted)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    web = require_web(request, need_dsid=False)
+    web = require_web(request, check_dsid=False)
     if isinstance(web, Response):
         return web
     emulator_of(request).sessions.logout(web)
@@ -105,7 +115,13 @@ async def request_pcs(request: Request) -> Response:
             }
         )
     sessions.grant_pcs(web)
-    return json_response({"isWebAccessAllowed": True, "status": "success", "message": "Cookies attached."})
+    granted = {"isWebAccessAllowed": True, "status": "success", "message": "Cookies attached."}
+    response = json_response(granted)
+    body = await read_json(request) or {}
+    lifetime = max(0, int(web.expires - time.time()))
+    for name in _PCS_COOKIES.get(str(body.get("appName", "")), ()):
+        _set_cookie(response, name, secrets.token_urlsafe(32), lifetime)
+    return response
 
 
 @router.post("/storageUsageInfo")

@@ -15,8 +15,8 @@ these calls need is kept:
 - an upload can be stopped: ``check`` is called as the body is read and on libcurl's
   progress callback (about once a second even when a slow link sends nothing), and what it
   raises (``Cancelled``) ends the transfer and is raised to the caller;
-- HTTP/1.1 as pyicloud speaks it, no redirects followed, bodies decoded
-  (gzip) as ``requests`` decodes them;
+- HTTP/1.1 as pyicloud speaks it, no redirects followed (the caller sees ``Location``),
+  bodies decoded (gzip) as ``requests`` decodes them;
 - without an explicit CA file the environment is honoured as ``requests`` would:
   ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, and ``HTTP(S)_PROXY``/``NO_PROXY``.
 """
@@ -60,20 +60,23 @@ class Readable(Protocol):
 
 @dataclass
 class Answer:
-    """A complete answer: its status and body (what callers of the hot calls read)."""
+    """A complete answer: its status and body (what callers of the hot calls read), and where a
+    redirect points (Apple's content host answers some downloads with 330 and a ``Location``)."""
 
     status: int
     data: bytes
+    location: str = ""
 
 
 @dataclass
 class _Exchange:
     """One answer as libcurl hands it over: the status line and headers, then the body. Of the
-    headers only ``Set-Cookie`` is kept: the jar needs it, no caller reads the others."""
+    headers only ``Set-Cookie`` (for the jar) and ``Location`` (for a redirect) are kept."""
 
     sink: Sink | None
     status: int = 0
     set_cookies: list[str] = field(default_factory=list)
+    location: str = ""
     pieces: list[bytes] = field(default_factory=list)
     received: int = 0
     failure: BaseException | None = None  # raised by a callback; re-raised after the transfer
@@ -85,10 +88,14 @@ class _Exchange:
         if text.startswith("HTTP/"):  # a new answer (a 1xx came first): start over
             self.status = int(text.split(" ", 2)[1])
             self.set_cookies.clear()
+            self.location = ""
         else:
             name, _, value = text.partition(":")
-            if name.strip().lower() == "set-cookie":
+            name = name.strip().lower()
+            if name == "set-cookie":
                 self.set_cookies.append(value.strip())
+            elif name == "location":
+                self.location = value.strip()
 
     def read(self, size: int) -> bytes | int:
         """The next piece of the request body; a failure stops the transfer and is kept."""
@@ -177,7 +184,7 @@ class Transport:
         if cookies is not None and cookie_request is not None and exchange.set_cookies:
             answer = _SetCookies(exchange.set_cookies)
             cookies.extract_cookies(cast(http.client.HTTPResponse, answer), cookie_request)
-        return Answer(exchange.status, b"".join(exchange.pieces))
+        return Answer(exchange.status, b"".join(exchange.pieces), exchange.location)
 
     def _perform(
         self,

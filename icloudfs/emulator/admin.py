@@ -4,6 +4,9 @@
 * ``POST /expire-sessions``: every session token and web session expires now (trust survives);
 * ``POST /revoke-trust``: trusted sessions are revoked too, so the next sign-in needs a 2FA code;
 * ``POST /adp-consent``: the account's device approves web access under ADP;
+* ``POST /adp-web-access`` ``{"allowed": bool}``: "Access iCloud Data on the Web" on or off
+  (off withdraws the consent and every PCS grant);
+* ``POST /expire-pcs``: every PCS cookie granted so far stops opening Drive (423);
 * ``POST /unlock``: clear a lockout from repeated bad passwords;
 * ``GET|DELETE /stats``: request counts per endpoint and content bytes, or reset them;
 * ``GET /trust``: live trust tokens with their expiry and days left.
@@ -61,6 +64,21 @@ async def revoke_trust(request: Request) -> Response:
 async def adp_consent(request: Request) -> Response:
     emulator_of(request).sessions.consent()
     return json_response({"consented": True})
+
+
+@router.post("/adp-web-access")
+async def adp_web_access(request: Request) -> Response:
+    """``{"allowed": false}``: the user turned "Access iCloud Data on the Web" off on a device."""
+    allowed = bool((await read_json(request) or {}).get("allowed", True))
+    emulator_of(request).sessions.set_web_access(allowed)
+    return json_response({"allowed": allowed})
+
+
+@router.post("/expire-pcs")
+async def expire_pcs(request: Request) -> Response:
+    """Every PCS grant ends now: Drive answers 423 until PCS is requested again."""
+    emulator_of(request).sessions.expire_pcs()
+    return json_response({"expired": True})
 
 
 @router.post("/unlock")

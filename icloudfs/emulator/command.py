@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--trust-days", type=float, default=30.0, help="lifetime of 2FA trust tokens")
     parser.add_argument("--adp", action="store_true", help="Advanced Data Protection: Drive needs consent")
     parser.add_argument(
+        "--pcs-ttl", type=float, default=3600.0, metavar="SECONDS", help="lifetime of ADP's PCS cookies"
+    )
+    parser.add_argument(
         "--url-ttl", type=float, default=300.0, metavar="SECONDS", help="lifetime of signed content URLs"
     )
     parser.add_argument(
@@ -68,6 +71,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         trust_days=args.trust_days,
         adp=args.adp,
         url_ttl=args.url_ttl,
+        pcs_ttl=args.pcs_ttl,
         download_redirects=args.download_redirects,
     )
 

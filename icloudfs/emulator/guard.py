@@ -16,6 +16,8 @@ from icloudfs.emulator.context import emulator_of
 from icloudfs.emulator.responses import json_response, session_expired
 from icloudfs.emulator.store import Token
 
+PCS_COOKIE = "X-APPLE-WEBAUTH-PCS-Documents"  # Drive's (rclone api/session.go pcsServices)
+
 
 def require_web(request: Request, check_dsid: bool = True) -> Token | Response:
     """The caller's web session, or the answer refusing the request."""
@@ -38,8 +40,7 @@ def require_drive(request: Request) -> Token | Response:
     if not web.trusted:
         return session_expired()
     sessions = emulator_of(request).sessions
-    if not (sessions.consented and sessions.pcs_granted(web)):
-        return json_response(
-            {"success": False, "error": "Advanced Data Protection: PCS consent required"}, 423
-        )
+    if not (sessions.consented and sessions.pcs_granted(web, request.cookies.get(PCS_COOKIE))):
+        # what Drive answers without them (rclone issue 8310: "Missing PCS cookies")
+        return json_response({"success": False, "error": "Missing PCS cookies"}, 423)
     return web

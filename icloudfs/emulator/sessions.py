@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,10 @@ class Sessions:
         self._store.expire_token(web.token)
 
     # ---- Advanced Data Protection ---------------------------------------------------------
+    # With ADP on, a web session reaches Drive only with PCS cookies (rclone PR 9448, issue 8310;
+    # foxt/icloud.js issue 4): the user allows web access once on a device (``consent``), after
+    # which ``requestPCS`` grants cookies that expire (``pcs_ttl``). With "Access iCloud Data on
+    # the Web" off on the device, no consent can be asked for at all (``web_access``).
 
     @property
     def consented(self) -> bool:
@@ -127,11 +132,40 @@ class Sessions:
     def consent(self) -> None:
         self._store.set_value("adp_consent", "1")
 
-    def pcs_granted(self, web: Token) -> bool:
-        return not self._config.adp or bool(json.loads(web.extra).get("pcs"))
+    @property
+    def web_access(self) -> bool:
+        """Whether the account lets the web ask for consent at all."""
+        return self._store.get_value("adp_web_access") != "0"
 
-    def grant_pcs(self, web: Token) -> None:
-        self._store.set_token_extra(web, json.dumps({**json.loads(web.extra), "pcs": True}))
+    def set_web_access(self, allowed: bool) -> None:
+        """Turning web access off also withdraws the consent and ends every PCS grant."""
+        self._store.set_value("adp_web_access", "1" if allowed else "0")
+        if not allowed:
+            self._store.set_value("adp_consent", "0")
+            self.expire_pcs()
+
+    def pcs_granted(self, web: Token, cookie: str | None) -> bool:
+        """Without ADP always; with it, the PCS cookie must be the one granted, and alive."""
+        if not self._config.adp:
+            return True
+        grant = json.loads(web.extra).get("pcs") or {}
+        voided = float(self._store.get_value("pcs_voided") or 0)
+        alive = (
+            voided < float(grant.get("at", 0))
+            and time.time() < float(grant.get("at", 0)) + self._config.pcs_ttl
+        )
+        return bool(cookie) and grant.get("cookie") == cookie and alive
+
+    def grant_pcs(self, web: Token) -> str:
+        """A new PCS grant for the web session; its cookie value."""
+        cookie = secrets.token_urlsafe(32)
+        grant = {"cookie": cookie, "at": time.time()}
+        self._store.set_token_extra(web, json.dumps({**json.loads(web.extra), "pcs": grant}))
+        return cookie
+
+    def expire_pcs(self) -> None:
+        """Every PCS grant made so far ends now (its cookies no longer open Drive: 423)."""
+        self._store.set_value("pcs_voided", str(time.time()))
 
     @staticmethod
     def validate_value(web: Token) -> str:

@@ -4,16 +4,16 @@
 ``X-APPLE-WEBAUTH-TOKEN`` and ``X-APPLE-WEBAUTH-VALIDATE=v=1:t=...``); an unknown or
 expired session token is refused with 421 unless the body also carries a live
 trust token, which renews it without 2FA. Under ``--adp`` the web access state
-says ICDRS is disabled until device consent is given (``POST
-/__emulator__/adp-consent`` stands in for tapping Allow on a device); ``requestPCS``
-then grants the session PCS access and sets the app's ``X-APPLE-WEBAUTH-PCS-*`` cookies
-(lasting as long as the web session), or answers a failure message that pyicloud
-reports as "Unable to request PCS access!".
+says ICDRS is disabled until device consent is given (``enableDeviceConsentForPCS`` sends the
+notification unless web access is off on the device; ``POST /__emulator__/adp-consent`` stands
+in for tapping Allow); ``requestPCS`` then grants the session PCS access and sets the app's
+``X-APPLE-WEBAUTH-PCS-*`` cookies, which open Drive for ``--pcs-ttl`` seconds (then 423
+"Missing PCS cookies", as without them), or answers a failure message that pyicloud reports
+as "Unable to request PCS access!".
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 
 from starlette.requests import Request
@@ -96,8 +96,13 @@ async def web_access_state(request: Request) -> Response:
 
 @router.post("/enableDeviceConsentForPCS")
 async def enable_consent(request: Request) -> Response:
+    """Ask the user's devices to allow this web session (``POST /__emulator__/adp-consent`` is
+    the tap on "Allow"); with web access off on the device there is no one to ask."""
     web = require_web(request)
-    return web if isinstance(web, Response) else json_response({"isDeviceConsentNotificationSent": True})
+    if isinstance(web, Response):
+        return web
+    sent = emulator_of(request).sessions.web_access
+    return json_response({"isDeviceConsentNotificationSent": sent})
 
 
 @router.post("/requestPCS")
@@ -114,13 +119,13 @@ async def request_pcs(request: Request) -> Response:
                 "message": "Device consent for PCS has not been given.",
             }
         )
-    sessions.grant_pcs(web)
+    cookie = sessions.grant_pcs(web)
     granted = {"isWebAccessAllowed": True, "status": "success", "message": "Cookies attached."}
     response = json_response(granted)
     body = await read_json(request) or {}
     lifetime = max(0, int(web.expires - time.time()))
     for name in _PCS_COOKIES.get(str(body.get("appName", "")), ()):
-        _set_cookie(response, name, secrets.token_urlsafe(32), lifetime)
+        _set_cookie(response, name, cookie, lifetime)  # the grant's cookie: it ends with the grant
     return response
 
 

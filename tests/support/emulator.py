@@ -4,7 +4,8 @@
 tmp_path/emulator --port 0 ...``, waits for its ``emulator.json`` and returns an
 ``Emulator`` (also a context manager) with ``url``, ``ca``, ``apple_id``, ``password``,
 ``app_password``, ``code``, ``dsid``, admin helpers (``faults``, ``clear_faults``,
-``stats``, ``reset_stats``, ``expire_sessions``, ``adp_consent``, ``unlock``), ``service``
+``stats``, ``reset_stats``, ``expire_sessions``, ``adp_consent``, ``adp_web_access``, ``expire_pcs``,
+``unlock``), ``service``
 (an unmodified-pyicloud client pointed at it) and ``stop``. Pass ``data_dir=`` to
 restart on existing state.
 """
@@ -71,7 +72,16 @@ class Emulator:
         self.admin("POST", "revoke-trust")
 
     def adp_consent(self) -> None:
+        """The user taps Allow on a trusted device (Advanced Data Protection)."""
         self.admin("POST", "adp-consent")
+
+    def adp_web_access(self, allowed: bool) -> None:
+        """The user turns "Access iCloud Data on the Web" on or off on a device."""
+        self.admin("POST", "adp-web-access", {"allowed": allowed})
+
+    def expire_pcs(self) -> None:
+        """Every PCS cookie granted so far ends now (Drive answers 423)."""
+        self.admin("POST", "expire-pcs")
 
     def unlock(self) -> None:
         self.admin("POST", "unlock")
@@ -96,10 +106,14 @@ class Emulator:
             assert api.validate_2fa_code(self.code)
         return api
 
+    def cli_command(self, *args: str) -> list[str]:
+        """The argv of ``icloudfs ARGS`` pointed at this emulator."""
+        return [sys.executable, "-m", "icloudfs", *args, "--endpoint", self.url, "--ca-file", self.ca]
+
     def cli(self, *args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """``icloudfs ARGS --endpoint URL --ca-file CA`` as a user runs it (environment inherited)."""
         return subprocess.run(
-            [sys.executable, "-m", "icloudfs", *args, "--endpoint", self.url, "--ca-file", self.ca],
+            self.cli_command(*args),
             input=stdin,
             capture_output=True,
             text=True,

@@ -15,6 +15,7 @@ import argparse
 import getpass
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -26,8 +27,9 @@ from icloudfs.control.commands import register as register_control
 from icloudfs.control.runtime import NoMount, mount_for, running_mounts
 from icloudfs.emulator.command import register as register_emulator
 from icloudfs.errors import IcloudfsError
-from icloudfs.icloud.account import Account, AuthState
+from icloudfs.icloud.account import CONSENT_RECHECK_S, Account, AuthState
 from icloudfs.icloud.passwords import check_password, keyring_info
+from icloudfs.icloud.web_access import CONSENT_MESSAGE
 from icloudfs.ops import logging as ops_logging
 from icloudfs.ops import mount_helper, privacy
 from icloudfs.ops.commands import register as register_ops
@@ -35,12 +37,15 @@ from icloudfs.ops.progress import Progress
 
 log = logging.getLogger("icloudfs")
 
+CONSENT_WAIT_S = 120.0  # how long `login` waits for a device's Allow before leaving it to the mount
+
 
 class Credentials(Protocol):
     """What login/logout need: an ``Account``, or the running mount's ``ControlClient``."""
 
     def login(self, apple_id: str, password: str, *, remember: bool = True) -> str: ...
     def submit_2fa(self, code: str) -> str: ...
+    def check_consent(self) -> str: ...
     def logout(self, *, forget_password: bool = False) -> object: ...
 
 
@@ -151,11 +156,32 @@ def cmd_login(args: argparse.Namespace) -> int:
     if state == AuthState.NEEDS_2FA:
         code = args.code or input("Two-factor code (sent to your trusted devices): ").strip()
         state = account.submit_2fa(code)
+    if state == AuthState.NEEDS_CONSENT:
+        state = _wait_for_consent(account)
     settings.save(apple_id=apple_id)
+    if state != AuthState.SIGNED_IN:
+        return 1
     print(f"Signed in as {apple_id}; the session is trusted, so no code is needed next time.")
     if remember:
         print(f"Password saved in the keyring ({keyring_info().backend}).")
-    return 0 if state == AuthState.SIGNED_IN else 1
+    return 0
+
+
+def _wait_for_consent(account: Credentials) -> str:
+    """Advanced Data Protection: wait a while for a device's Allow, then leave it to the mount."""
+    print(CONSENT_MESSAGE, file=sys.stderr)
+    deadline = time.monotonic() + CONSENT_WAIT_S
+    state: str = AuthState.NEEDS_CONSENT
+    while state == AuthState.NEEDS_CONSENT and time.monotonic() < deadline:
+        time.sleep(CONSENT_RECHECK_S)
+        state = account.check_consent()
+    if state == AuthState.NEEDS_CONSENT:
+        print(
+            f"No device allowed this sign-in within {CONSENT_WAIT_S:.0f} s. The session is kept: "
+            "a mount goes on by itself once someone taps Allow.",
+            file=sys.stderr,
+        )
+    return state
 
 
 def _confirm_keyring(*, interactive: bool) -> bool:

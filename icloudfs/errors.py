@@ -15,7 +15,8 @@ Backends raise these; the FUSE layer maps them to errno in one place
     │       ├── AuthRequired        signed out, or the saved session is gone
     │       ├── Needs2FA            Apple demands a new code
     │       ├── AccountLocked       too many bad passwords (-20209)
-    │       └── WebAccessBlocked    Advanced Data Protection without web access
+    │       ├── WebAccessBlocked    Advanced Data Protection without web access
+    │       └── ConsentPending      Advanced Data Protection: a device must allow this sign-in
     ├── CredentialError             bad input from the user, refused before sending
     │   └── AppSpecificPassword     an app-specific password was offered
     └── Cancelled                   an upload the write-back no longer wants (not a failure)
@@ -74,6 +75,11 @@ class AccountLocked(AuthError):
 
 class WebAccessBlocked(AuthError):
     """Advanced Data Protection is on and web access to iCloud data is not allowed."""
+
+
+class ConsentPending(AuthError):
+    """Advanced Data Protection is on and a trusted device has been asked to allow this
+    sign-in: nothing to do here but wait for the tap (and look again)."""
 
 
 class CredentialError(IcloudfsError):

@@ -130,6 +130,10 @@ class ControlClient:
     def submit_2fa(self, code: str) -> str:
         return self._fetch(AuthStateBody, "POST", "/credentials/2fa", {"code": code}).auth_state
 
+    def check_consent(self) -> str:
+        """The state after the mount looked whether a device allowed the sign-in (ADP)."""
+        return self.credentials().auth_state
+
     def request_sms(self) -> None:
         self._call("POST", "/credentials/2fa/sms")
 

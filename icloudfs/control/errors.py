@@ -8,6 +8,7 @@ All errors use the envelope ``{"error": true, "reason": "..."}`` (rendered with
     AuthRequired                           409  signed out: POST /credentials/login
                                            400  during login: the password was wrong
     Needs2FA                               409  a code is needed: POST /credentials/2fa
+    ConsentPending                         409  a trusted device must tap Allow (ADP)
                                            400  during 2FA/login: the code was wrong
     AccountLocked, WebAccessBlocked        403  the user must act at Apple
     NotFound                               404
@@ -55,6 +56,11 @@ _STATES: dict[type[Exception], tuple[int, str]] = {
     e.AppSpecificPassword: (400, APP_SPECIFIC_REASON),
     e.AuthRequired: (409, "Not signed in to iCloud: sign in with POST /credentials/login"),
     e.Needs2FA: (409, "Apple wants a two-factor code: send it to POST /credentials/2fa"),
+    e.ConsentPending: (
+        409,
+        "Advanced Data Protection: Apple asked your trusted devices to allow this sign-in; "
+        "tap Allow on one of them",
+    ),
     e.AccountLocked: (
         403,
         "Apple locked this Apple ID after failed sign-ins; unlock it at https://iforgot.apple.com",

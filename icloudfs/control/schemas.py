@@ -14,7 +14,15 @@ from annotated_types import Interval
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 AuthState = Literal[
-    "signed_out", "needs_password", "needs_2fa", "signed_in", "session_expired", "locked", "throttled"
+    "signed_out",
+    "needs_password",
+    "needs_2fa",
+    "needs_consent",
+    "web_access_off",
+    "signed_in",
+    "session_expired",
+    "locked",
+    "throttled",
 ]
 
 _DESCRIPTIONS = {

@@ -31,8 +31,8 @@ class Account(Protocol):
     """The iCloud account (``icloudfs.icloud.account.Account``).
 
     ``state`` and the results of ``login``/``submit_2fa`` are ``AuthState``
-    values (a ``StrEnum``): ``signed_out``, ``needs_password``, ``needs_2fa``,
-    ``signed_in``, ``session_expired``, ``locked``, ``throttled``.
+    values (a ``StrEnum``): ``signed_out``, ``needs_password``, ``needs_2fa``, ``needs_consent``,
+    ``web_access_off``, ``signed_in``, ``session_expired``, ``locked``, ``throttled``.
     """
 
     @property

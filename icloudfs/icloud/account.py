@@ -10,8 +10,11 @@ long-running mount needs around it:
   code unless Apple truly demands one (then the state is ``needs_2fa``);
 - throttling discipline: a 503 from sign-in sets a back-off window during which
   no sign-in is attempted at all, so a mount never loops sign-ins;
-- Advanced Data Protection: web access is checked once and reported as
-  ``WebAccessBlocked`` instead of pyicloud's minute-long consent polling.
+- Advanced Data Protection (``web_access.py``): with web access allowed, a device is asked to
+  allow the sign-in and the state is ``needs_consent`` until someone taps Allow (the account
+  looks again when next used, at most every ``CONSENT_RECHECK_S``); PCS cookies that expire are
+  asked for again (``renew_pcs``). Only with web access off is it ``web_access_off``
+  (``WebAccessBlocked``).
 - every HTTP call of its sessions is timed and counted (``metrics``, shown at
   ``/metrics``), below pyicloud, in the transport adapter.
 
@@ -49,12 +52,14 @@ from icloudfs.errors import (
     AccountLocked,
     AuthError,
     AuthRequired,
+    ConsentPending,
     Needs2FA,
     Throttled,
     Unavailable,
     Unreachable,
     WebAccessBlocked,
 )
+from icloudfs.icloud import web_access
 from icloudfs.icloud.endpoint import service_class
 from icloudfs.icloud.passwords import PasswordStore, check_password, keyring_info
 from icloudfs.metrics import HttpMetrics
@@ -69,11 +74,7 @@ TRUST_DAYS = 60
 THROTTLE_FIRST_S = 60.0
 THROTTLE_MAX_S = 30 * 60.0
 
-ADP_MESSAGE = (
-    "Advanced Data Protection is on and this account does not allow web access to iCloud "
-    "data. On an iPhone or iPad open Settings > [your name] > iCloud and turn on "
-    "'Access iCloud Data on the Web', then sign in again."
-)
+CONSENT_RECHECK_S = 5.0  # how often a sign-in waiting for a device's Allow looks again
 
 
 class AuthState(StrEnum):
@@ -86,6 +87,8 @@ class AuthState(StrEnum):
     SESSION_EXPIRED = "session_expired"
     LOCKED = "locked"
     THROTTLED = "throttled"
+    NEEDS_CONSENT = "needs_consent"  # Advanced Data Protection: a device must allow this sign-in
+    WEB_ACCESS_OFF = "web_access_off"  # Advanced Data Protection with web access turned off
 
 
 class Account:
@@ -118,6 +121,7 @@ class Account:
         self._generation = 0
         self._throttled_until = 0.0
         self._throttle_delay = THROTTLE_FIRST_S
+        self._consent_checked = 0.0
         self.last_error: str | None = None
 
     # -- state -------------------------------------------------------------------------
@@ -135,7 +139,9 @@ class Account:
         return self._generation
 
     def info(self) -> dict[str, Any]:
-        """What the control plane shows about the account (never the password)."""
+        """What the control plane shows about the account (never the password). A sign-in
+        waiting for a device's Allow looks again first, so whoever watches sees it arrive."""
+        self.check_consent()
         keyring = keyring_info()
         stored = bool(self.apple_id) and self._passwords.get(self.apple_id) is not None
         return {
@@ -215,9 +221,37 @@ class Account:
     def drive(self) -> tuple[DriveService, PyiCloudService, int]:
         """The Drive service, its pyicloud session and the auth generation it belongs to."""
         with self._lock:
+            if self._state is AuthState.NEEDS_CONSENT:
+                self.check_consent()
             if self._api is None or self._drive is None:
                 raise self._unusable_error()
             return self._drive, self._api, self._generation
+
+    def check_consent(self, *, now: bool = False) -> AuthState:
+        """A sign-in waiting for a device's Allow: look whether it came (at most every
+        ``CONSENT_RECHECK_S``, unless ``now``)."""
+        with self._lock:
+            if self._state is not AuthState.NEEDS_CONSENT or self._api is None:
+                return self.state
+            if not now and time.monotonic() - self._consent_checked < CONSENT_RECHECK_S:
+                return self._state
+            self._consent_checked = time.monotonic()
+            return self._signed_in(self._api)
+
+    def renew_pcs(self, seen_generation: int) -> None:
+        """Drive answered 423: the PCS cookies expired; ask for new ones (no user needed while
+        the consent holds), once for all threads that saw it."""
+        with self._lock:
+            if self._generation != seen_generation or self._api is None:
+                return
+            log.info("iCloud's PCS cookies expired (423); asking for new ones")
+            try:
+                api = self._api
+                self._guard(lambda: web_access.request_pcs(api, user_action=False))
+            except (ConsentPending, WebAccessBlocked) as closed:
+                self._web_access_closed(api, closed)
+                raise
+            self._generation += 1
 
     def renew(self, seen_generation: int) -> None:
         """Re-authenticate after a 421, once for all threads that saw it."""
@@ -269,7 +303,13 @@ class Account:
         return self._signed_in(api)
 
     def _signed_in(self, api: PyiCloudService) -> AuthState:
-        self._drive = self._guard(lambda: self._open_drive(api))
+        try:
+            self._drive = self._guard(lambda: web_access.open_drive(api))
+        except ConsentPending as pending:
+            return self._web_access_closed(api, pending)
+        except WebAccessBlocked as blocked:
+            self._web_access_closed(api, blocked)
+            raise
         if self._remember and self._password:
             self._passwords.set(self.apple_id, self._password)
         self._throttle_delay = THROTTLE_FIRST_S
@@ -278,12 +318,13 @@ class Account:
         self._keep_good_copy(api)
         return self._set(AuthState.SIGNED_IN)
 
-    def _open_drive(self, api: PyiCloudService) -> DriveService:
-        """Check web access once, then open Drive (pyicloud re-checks on every ``api.drive``)."""
-        access = api.session.post(f"{api._setup_endpoint}/requestWebAccessState", params=api.params).json()
-        if access.get("isICDRSDisabled") and not access.get("isDeviceConsentedForPCS", False):
-            raise WebAccessBlocked(ADP_MESSAGE)
-        return api.drive
+    def _web_access_closed(self, api: PyiCloudService, error: ConsentPending | WebAccessBlocked) -> AuthState:
+        """Signed in, but Drive stays shut (Advanced Data Protection): waiting for a device's
+        Allow (looked at again later), or web access is off (the user must sign in again)."""
+        self._api, self._drive = api, None
+        self._consent_checked = time.monotonic()
+        pending = isinstance(error, ConsentPending)
+        return self._set(AuthState.NEEDS_CONSENT if pending else AuthState.WEB_ACCESS_OFF, str(error))
 
     def _pending_api(self) -> PyiCloudService:
         if self._api is None or self._state is not AuthState.NEEDS_2FA:
@@ -307,7 +348,7 @@ class Account:
             if status == 503:
                 self._throttle()
             if status == 423:
-                raise WebAccessBlocked(ADP_MESSAGE) from error
+                raise WebAccessBlocked(web_access.ADP_MESSAGE) from error
             if isinstance(error, PyiCloudFailedLoginException):
                 if self._password is None:
                     raise AuthRequired("Sign in again: no password is saved.") from error
@@ -339,6 +380,10 @@ class Account:
             return Needs2FA("A two-factor code is needed: run `icloudfs login` or use the web page.")
         if state is AuthState.LOCKED:
             return AccountLocked("The Apple ID is locked.")
+        if state is AuthState.NEEDS_CONSENT:
+            return ConsentPending(self.last_error or web_access.CONSENT_MESSAGE)
+        if state is AuthState.WEB_ACCESS_OFF:
+            return WebAccessBlocked(self.last_error or web_access.ADP_MESSAGE)
         return AuthRequired("Not signed in: run `icloudfs login`.")
 
     def _set(self, state: AuthState, error: str | None = None) -> AuthState:

@@ -4,6 +4,8 @@ exception becomes an ``icloudfs.errors`` type.
 - 401, 421 and 450 mean the web session is gone (``SessionExpired``, internal: the caller
   renews it and tries again). 421 can also be a pooled connection that landed on the wrong
   server (rhoopr/kei issue 199, picklepete/pyicloud PR 489): renewing closes the pool too.
+- 423 means Advanced Data Protection's PCS cookies are missing or expired (``PcsExpired``:
+  the caller asks for new ones, ``web_access.py``).
 - As pyicloud does, a 2xx JSON object naming an error (``errorMessage``, ``reason``...) is one.
 - A 2xx answer to ``renameItems``, ``moveItems``, ``moveItemsToTrash`` and ``deleteItems``
   can still refuse an item: each item has a ``status`` (rclone's ``api/drive.go`` reads it and
@@ -25,16 +27,7 @@ from pyicloud.exceptions import (
 )
 from pyicloud.services.drive import DriveService
 
-from icloudfs.errors import (
-    AlreadyExists,
-    Conflict,
-    NotFound,
-    Throttled,
-    Unavailable,
-    Unreachable,
-    WebAccessBlocked,
-)
-from icloudfs.icloud.account import ADP_MESSAGE
+from icloudfs.errors import AlreadyExists, Conflict, NotFound, Throttled, Unavailable, Unreachable
 from icloudfs.icloud.http import Answer
 
 T = TypeVar("T")
@@ -52,6 +45,10 @@ class SessionExpired(Exception):
     """Internal: the web session is gone; renew it and try again."""
 
 
+class PcsExpired(Exception):
+    """Internal: Drive wants PCS cookies (Advanced Data Protection); ask for new ones."""
+
+
 def status_error(status: int | None, body: str) -> Exception:
     """The error an HTTP status from iCloud stands for."""
     if status in (401, 421, 450):
@@ -66,7 +63,7 @@ def status_error(status: int | None, body: str) -> Exception:
     if status == 412:
         return Conflict(body[:200])
     if status == 423:
-        return WebAccessBlocked(ADP_MESSAGE)
+        return PcsExpired()
     if status in (429, 503):
         return Throttled(f"iCloud is throttling requests ({status})")
     return Unavailable(f"iCloud answered {status}: {body[:200]}")

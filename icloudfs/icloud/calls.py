@@ -9,7 +9,8 @@
   (a circuit breaker), so a path walk served from the cache does not wait at every step.
 - A lost web session (401, 421, 450: ``answers.SessionExpired``) is renewed once from the
   trust token and the saved password (``Account.renew``; the connection pool is closed first)
-  and the call repeated; pyicloud itself never does this.
+  and the call repeated; pyicloud itself never does this. Expired PCS cookies (423, Advanced
+  Data Protection) are asked for again (``Account.renew_pcs``) and the call repeated.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from pyicloud import PyiCloudService
 from pyicloud.const import CONTENT_TYPE_TEXT
 from pyicloud.services.drive import DriveService
 
-from icloudfs.errors import Throttled, Unavailable, Unreachable
+from icloudfs.errors import Throttled, Unavailable, Unreachable, WebAccessBlocked
 from icloudfs.icloud.account import Account
-from icloudfs.icloud.answers import SessionExpired, answer_of, translated
+from icloudfs.icloud.answers import PcsExpired, SessionExpired, answer_of, translated
 from icloudfs.icloud.http import Transport
+from icloudfs.icloud.web_access import ADP_MESSAGE
 
 T = TypeVar("T")
 
@@ -48,7 +50,8 @@ class Calls:
         self._offline_until = 0.0
 
     def call(self, fn: Call[T]) -> T:
-        """``fn(drive, api)`` with retries; the session renewed once if it is gone."""
+        """``fn(drive, api)`` with retries; the session (or the PCS cookies) renewed once if
+        it is gone."""
         for renewed in (False, True):
             drive, api, generation = self._account.drive()
             try:
@@ -59,6 +62,10 @@ class Calls:
                     break
                 self.http.close()  # a 421 can be a pooled connection landing on the wrong server
                 self._account.renew(generation)
+            except PcsExpired:
+                if renewed:
+                    raise WebAccessBlocked(ADP_MESSAGE) from None
+                self._account.renew_pcs(generation)
         raise Unavailable("iCloud kept answering that the session expired, after renewing it")
 
     def retried(self, fn: Callable[..., T], *args: Any) -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,26 @@ def test_wrong_code_fails_clearly(emulator: Emulator) -> None:
         stdin=emulator.password + "\n",
     )
     assert done.returncode == 1 and "did not accept that code" in done.stderr
+
+
+def test_login_waits_for_a_device_to_allow_it_under_advanced_data_protection(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    with start_emulator(tmp_path, "--adp") as adp:
+        login = subprocess.Popen(
+            [*adp.cli_command("login", "--apple-id", adp.apple_id, "--password-stdin", "--code", adp.code)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert login.stdin is not None and login.stderr is not None
+        login.stdin.write(adp.password + "\n")
+        login.stdin.close()
+        asked = login.stderr.readline()
+        while "Tap Allow" not in asked:
+            assert asked, "login ended without asking for a device's Allow"
+            asked = login.stderr.readline()
+        adp.adp_consent()  # the tap on a trusted device
+        assert login.wait(timeout=60) == 0, login.stderr.read()
+        assert login.stdout is not None and "Signed in as" in login.stdout.read()

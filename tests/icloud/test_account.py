@@ -11,7 +11,6 @@ from icloudfs.errors import (
     AuthRequired,
     Needs2FA,
     Throttled,
-    WebAccessBlocked,
 )
 from icloudfs.icloud.account import AuthState
 from icloudfs.icloud.drive import ICloudDrive
@@ -111,17 +110,6 @@ def test_wrong_passwords_then_lock(tmp_path_factory: pytest.TempPathFactory) -> 
         else:
             pytest.fail("ten wrong passwords never locked the account")
         assert account.state is AuthState.LOCKED
-
-
-def test_advanced_data_protection_blocks_until_consent(tmp_path_factory: pytest.TempPathFactory) -> None:
-    with start_emulator(tmp_path_factory.mktemp("adp"), "--adp") as emu:
-        account = new_account(emu)
-        account.login(emu.apple_id, emu.password)
-        with pytest.raises(WebAccessBlocked, match="Access iCloud Data on the Web"):
-            account.submit_2fa(emu.code)
-        emu.adp_consent()
-        assert account.login(emu.apple_id, emu.password) is AuthState.SIGNED_IN
-        assert ICloudDrive(account, ca_file=emu.ca).root().id.endswith("::root")
 
 
 def test_resume_survives_session_files_cut_short_by_a_kill(emulator: Emulator) -> None:

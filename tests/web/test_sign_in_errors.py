@@ -19,6 +19,10 @@ expect = pytest.importorskip("playwright.sync_api").expect
 WRONG = "The Apple ID or password was not accepted"
 LOCKED = "Apple locked this Apple ID after failed sign-ins; unlock it at https://iforgot.apple.com"
 THROTTLED = "Apple is throttling requests; retry later"
+CONSENT = (
+    "Advanced Data Protection is on: Apple asked your trusted devices to allow this sign-in. "
+    "Tap Allow on one of them; the mount goes on by itself."
+)
 ADP = (
     "Advanced Data Protection blocks web access: turn on 'Access iCloud Data on the Web' on a trusted device"
 )
@@ -87,12 +91,24 @@ def test_advanced_data_protection(
         expect(page.locator("#code-form")).to_be_visible()
         page.fill("#code", emu.code)
         page.click("#code-button")
-        expect(page.locator("#account-message")).to_have_text(ADP)
+        expect(page.locator("#account-message")).to_have_text(CONSENT)
+        expect(page.locator("#account-badge")).to_have_text("Waiting for Allow")
         shot(page, "11-advanced-data-protection")
-        emu.adp_consent()
-        page.click("#start-over")
-        expect(page.locator("#login-form")).to_be_visible()
-        expect(page.locator("#password")).to_be_focused()
-        _sign_in(page, emu.apple_id, emu.password)  # now trusted: no code needed
-        expect(page.locator("#signed-in")).to_be_visible()
-        expect(page.locator("#account-message")).to_have_text("Signed in.")
+        emu.adp_consent()  # the tap on a trusted device: the page sees it arrive, nobody types
+        expect(page.locator("#signed-in")).to_be_visible(timeout=15_000)
+        expect(page.locator("#account-badge")).to_have_text("Signed in")
+
+
+def test_advanced_data_protection_without_web_access(
+    tmp_path: Path, start_control: ServerFactory, new_browser: BrowserFactory
+) -> None:
+    with start_emulator(tmp_path, "--adp") as emu:
+        emu.adp_web_access(False)
+        server = start_control(account=real_account(emu, tmp_path), filesystem=DemoFilesystem())
+        page = new_browser().pages[0]
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        _sign_in(page, emu.apple_id, emu.password)
+        page.fill("#code", emu.code)
+        page.click("#code-button")
+        expect(page.locator("#account-message")).to_have_text(ADP)
+        expect(page.locator("#account-badge")).to_have_text("Web access off")

@@ -6,6 +6,9 @@
 const TOKEN_KEY = "icloudfs-token";
 const REFRESH_MS = 3000;
 const TRUST_WARNING_DAYS = 7;
+const CONSENT_MESSAGE =
+  "Advanced Data Protection is on: Apple asked your trusted devices to allow this sign-in. " +
+  "Tap Allow on one of them; the mount goes on by itself.";
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 // A hint from the server, so a remote visitor is asked for a token before any call is made.
 const REMOTE = document.documentElement.dataset.caller === "remote";
@@ -14,6 +17,8 @@ const STATES = {
   signed_out: ["Signed out", ""],
   needs_password: ["Password needed", "warn"],
   needs_2fa: ["Code needed", "warn"],
+  needs_consent: ["Waiting for Allow", "warn"],
+  web_access_off: ["Web access off", "error"],
   signed_in: ["Signed in", "ok"],
   session_expired: ["Session expired", "warn"],
   locked: ["Locked", "error"],
@@ -213,6 +218,13 @@ function layoutAccount(state) {
   $("code-form").hidden = state !== "needs_2fa";
   $("login-form").hidden = state === null || state === "signed_in" || state === "needs_2fa";
   if (state === null) say("account-message", "No iCloud account is attached to this control plane.", "");
+  if (state === "needs_consent") say("account-message", CONSENT_MESSAGE, "");
+}
+
+// After a password or a code: signed in, or (Advanced Data Protection) waiting for a device.
+function saySignedIn(state) {
+  if (state === "needs_consent") say("account-message", CONSENT_MESSAGE, "");
+  else say("account-message", "Signed in.", "ok");
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -237,7 +249,7 @@ $("login-form").addEventListener("submit", async (event) => {
         say("account-message", "Apple sent a code to your trusted devices.", "ok");
         $("code").focus();
       } else {
-        say("account-message", "Signed in.", "ok");
+        saySignedIn(result.auth_state);
       }
     } catch (error) {
       say("account-message", error.message);
@@ -258,7 +270,7 @@ $("code-form").addEventListener("submit", async (event) => {
       const result = await api("POST", "/credentials/2fa", { code });
       $("code").value = "";
       layoutAccount(result.auth_state);
-      say("account-message", "Signed in.", "ok");
+      saySignedIn(result.auth_state);
     } catch (error) {
       say("account-message", error.message);
     }

@@ -98,8 +98,13 @@ async def update_documents(request: Request, zone: str) -> Response:
     if body.get("command") != "add_file":
         return drive_error(400, "INVALID_ARGUMENT", "Only add_file is supported")
     path = body.get("path") or {}
-    parent = store.by_document(zone, str(path.get("starting_document_id", "")))
+    parent_docwsid = str(path.get("starting_document_id", ""))
+    parent = store.by_document(zone, parent_docwsid)
     name = str(path.get("path", "")).rsplit("/", 1)[-1]
+    if parent is None and store.in_another_zone(zone, parent_docwsid):
+        # a parent in an app container committed under another zone (rclone issue 9729)
+        reason = "Request has out of order children to be chained but the parents were missing"
+        return drive_error(412, "VALIDATING_REFERENCE_ERROR", reason)
     if parent is None or not parent.is_folder:
         return drive_error(404, "NOT_FOUND", "No such folder")
     if not name:

@@ -64,8 +64,12 @@ async def account_login(request: Request) -> Response:
 
 @router.post("/validate")
 async def validate(request: Request) -> Response:
+    """A live session's account data; a dead session token is 400 "Invalid Session Token", as
+    Apple answers it (rclone issue 8155), where Drive calls would get 421."""
     web = require_web(request, check_dsid=False)
-    return web if isinstance(web, Response) else _login_answer(request, web.trusted)
+    if isinstance(web, Response):
+        return json_response({"success": False, "error": "Invalid Session Token"}, 400)
+    return _login_answer(request, web.trusted)
 
 
 @router.post("/logout")

@@ -212,6 +212,10 @@ class Store:
         """Look a document up the way docws addresses it: zone plus document id (case-insensitive)."""
         return self._one(DOCUMENT_LOOKUP, zone, docwsid)
 
+    def in_another_zone(self, zone: str, docwsid: str) -> bool:
+        """Whether the document lives, but outside ``zone`` (a client addressed the wrong one)."""
+        return self._one("zone!=? AND docwsid=? COLLATE NOCASE", zone, docwsid) is not None
+
     def children(self, parent: str) -> list[Item]:
         with self._lock:
             rows = self._db.execute(

@@ -213,3 +213,21 @@ def test_unknown_paths_and_methods_answer_json_errors(emulator: Emulator) -> Non
     listing = f"{emulator.url}/drivews/retrieveItemDetailsInFolders"
     wrong = requests.get(listing, verify=emulator.ca, timeout=10)
     assert (wrong.status_code, wrong.json()) == (405, {"detail": "Method Not Allowed"})
+
+
+def test_a_commit_addressed_to_the_wrong_zone_is_412(api: PyiCloudService) -> None:
+    """rclone issue 9729: an upload into an app container committed under com.apple.CloudDocs
+    (rclone hard-coded the zone) is refused with 412 VALIDATING_REFERENCE_ERROR."""
+    pages = _fresh(api, "Pages")
+    with pytest.raises(PyiCloudAPIResponseException) as caught:
+        api.session.post(
+            f"{api.get_webservice_url('docws')}/ws/com.apple.CloudDocs/update/documents",
+            params=api.params,
+            json={
+                "command": "add_file",
+                "path": {"starting_document_id": pages.data["docwsid"], "path": "Wrong zone.txt"},
+                "data": {},
+            },
+        )
+    assert caught.value.code == 412
+    assert "Wrong zone.txt" not in _fresh(api, "Pages").dir()

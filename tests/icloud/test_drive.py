@@ -219,3 +219,14 @@ def test_retries_end_after_the_attempts_given(drive: ICloudDrive, emulator: Emul
 def test_quota(drive: ICloudDrive) -> None:
     quota = drive.quota()
     assert quota is not None and 0 < quota.used <= quota.total
+
+
+def test_uploads_into_an_app_library_are_committed_in_its_zone(drive: ICloudDrive, tmp_path: Path) -> None:
+    """The emulator refuses a commit under the wrong zone with 412, as Apple does (rclone issue
+    9729): icloudfs addresses the parent's own zone, so files land in app libraries."""
+    pages = next(lib for lib in drive.app_libraries() if lib.name == "Pages")
+    name = f"note-{time.time_ns()}.txt"
+    item = drive.upload(pages, name, write(tmp_path, name, b"into Pages"), mtime=1_700_000_000)
+    assert item.id.startswith("FILE::com.apple.Pages::") and item.parent_id == pages.id
+    assert drive.read(child(drive, pages.id, name), 0, 100) == b"into Pages"
+    drive.delete(item)

@@ -15,6 +15,8 @@ clients signed in:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -100,7 +102,7 @@ class Sessions:
         token = self._store.get_token(SESSION, session_token)
         if token is None or not (token.alive() or self.trusted_by([trust_token])):
             return None
-        extra = json.dumps({"validate": secrets.token_urlsafe(32), "pcs": False})
+        extra = json.dumps({"validate": secrets.token_urlsafe(32)})
         return self._store.add_token(WEB, token.trusted, self._config.session_ttl, extra)
 
     def web(self, cookie: str | None) -> Token | None:
@@ -145,23 +147,29 @@ class Sessions:
             self.expire_pcs()
 
     def pcs_granted(self, web: Token, cookie: str | None) -> bool:
-        """Without ADP always; with it, the PCS cookie must be the one granted, and alive."""
+        """Without ADP always; with it, the cookie must be one granted to this web session, alive
+        (``pcs_ttl``) and not voided. A later grant does not end an earlier one: each cookie is
+        signed, not stored, so a client holding two (pyicloud asks on every ``api.drive``) may
+        send either until it expires."""
         if not self._config.adp:
             return True
-        grant = json.loads(web.extra).get("pcs") or {}
+        issued, _, mac = (cookie or "").partition(":")
+        try:
+            at = float(issued)
+        except ValueError:
+            return False
         voided = float(self._store.get_value("pcs_voided") or 0)
-        alive = (
-            voided < float(grant.get("at", 0))
-            and time.time() < float(grant.get("at", 0)) + self._config.pcs_ttl
-        )
-        return bool(cookie) and grant.get("cookie") == cookie and alive
+        fresh = voided < at and time.time() < at + self._config.pcs_ttl
+        return fresh and hmac.compare_digest(mac, self._pcs_mac(web, issued))
 
     def grant_pcs(self, web: Token) -> str:
         """A new PCS grant for the web session; its cookie value."""
-        cookie = secrets.token_urlsafe(32)
-        grant = {"cookie": cookie, "at": time.time()}
-        self._store.set_token_extra(web, json.dumps({**json.loads(web.extra), "pcs": grant}))
-        return cookie
+        issued = f"{time.time():.6f}"
+        return f"{issued}:{self._pcs_mac(web, issued)}"
+
+    def _pcs_mac(self, web: Token, issued: str) -> str:
+        key = (self._store.get_value("secret") or "").encode()
+        return hmac.new(key, f"pcs:{web.token}:{issued}".encode(), hashlib.sha256).hexdigest()
 
     def expire_pcs(self) -> None:
         """Every PCS grant made so far ends now (its cookies no longer open Drive: 423)."""

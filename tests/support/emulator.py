@@ -153,8 +153,19 @@ class Emulator:
         self.stop()
 
 
+# ``ICLOUDFS_TEST_EMULATOR=adp`` runs every emulator of the suite as an Advanced Data Protection
+# account whose device has allowed web access, so each sign-in goes through requestPCS and every
+# Drive call needs the PCS cookie. A test that passes ``--adp`` itself drives the consent alone.
+SUITE_MODE = os.environ.get("ICLOUDFS_TEST_EMULATOR", "")
+
+
 def start_emulator(tmp_path: Path, *extra_args: str, data_dir: Path | None = None) -> Emulator:
     """Spawn an emulator on a free port and wait until it serves."""
     data = data_dir or tmp_path / "emulator"
-    process, info = spawn(data, *extra_args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return Emulator(process, data, info)
+    adp = SUITE_MODE == "adp" and "--adp" not in extra_args
+    args = (*extra_args, "--adp") if adp else extra_args
+    process, info = spawn(data, *args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    emulator = Emulator(process, data, info)
+    if adp:
+        emulator.adp_consent()
+    return emulator

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from icloudfs.cache.content import ContentCache
+from icloudfs.cache.lock import CacheLock
 from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.prefetch import Reader
 from icloudfs.cache.writeback import WriteBack
@@ -71,6 +72,7 @@ class Filesystem:
         prefetch_folders: bool = True,
         poll_interval: float = 60.0,
     ) -> None:
+        self._cache_lock = CacheLock(cache_dir)  # first: a busy folder is refused before it is read
         self._drive = drive
         self._poll_interval = poll_interval
         self.folder = folder
@@ -142,6 +144,7 @@ class Filesystem:
         self.reader.close()
         self._background.shutdown(wait=True, cancel_futures=True)
         self.meta.close()
+        self._cache_lock.release()
 
     @property
     def top(self) -> Item:

@@ -349,6 +349,7 @@ def test_a_name_removed_just_after_its_upload_stays_removed_after_a_crash(
         crashed.unlink("/u.txt")
     else:
         crashed.rename("/u.txt", "/w.txt")
+    crashed._cache_lock.release()  # what the kernel does for a killed process
     after = Filesystem(drive, cache_dir=tmp_path / "cache", cache_size=64 << 20, write_back=0.0)
     after.start()  # on the folder of the first, which never closed: as after kill -9
     try:

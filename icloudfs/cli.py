@@ -227,7 +227,11 @@ def cmd_mount(args: argparse.Namespace) -> int:
         umask=args.umask,
         allow_other=args.allow_other or settings.allow_other,
     )
-    runner.check_mountpoint(args.mountpoint)
+    warning = runner.check_mountpoint(args.mountpoint)
+    if warning and args.foreground:
+        log.warning("%s", warning)
+    elif warning:  # said by the command the user typed, not again in the daemon's log
+        print(f"icloudfs: warning: {warning}", file=sys.stderr)
     if not args.foreground:
         return runner.daemonize(args.argv, args.mountpoint, args.log_file)
     return runner.run_foreground(runner.open_session(settings), options)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,15 +36,25 @@ from icloudfs.control.server import ControlServer, ControlStartError
 from icloudfs.control.service import ControlService
 from icloudfs.control.tokens import TokenStore
 from icloudfs.errors import AuthError, AuthRequired
-from icloudfs.fuse.mount import Mount, MountError, MountOptions, run_mount, unmount
+from icloudfs.fuse.mount import (
+    EXIT_PENDING,
+    Mount,
+    MountError,
+    MountOptions,
+    is_mounted,
+    run_mount,
+    unmount,
+)
 from icloudfs.icloud.account import Account, AuthState
 from icloudfs.icloud.drive import ICloudDrive
 from icloudfs.ops import privacy, sdnotify
+from icloudfs.ops.holders import holders
 from icloudfs.ops.progress import UploadProgress
 
 log = logging.getLogger(__name__)
 
 MOUNT_TIMEOUT_S = 60.0
+_EXCEPTION_LINE = re.compile(r"^\w[\w.]*(Error|Exception)\b")  # a traceback's last line
 
 
 @dataclass(frozen=True)
@@ -111,17 +123,26 @@ def mount_options(settings: Settings, mountpoint: Path, **flags: object) -> Moun
     )
 
 
-def check_mountpoint(mountpoint: Path) -> None:
-    """A folder, or a dead mount a crash left behind ("Transport endpoint is not connected"),
-    which the mount detaches before mounting."""
+def check_mountpoint(mountpoint: Path) -> str | None:
+    """A folder nothing is mounted on, or a dead mount a crash left behind ("Transport endpoint
+    is not connected"), which the mount detaches before mounting. Returns a warning when the
+    folder has files of its own (the mount hides them while it lasts)."""
     try:
-        if mountpoint.is_dir():
-            return
+        if not mountpoint.is_dir():
+            what = "is not a folder" if mountpoint.exists() else "does not exist"
+            raise MountError(f"{mountpoint} {what}")
+        entries = sum(1 for _ in mountpoint.iterdir())
     except OSError as error:
         if error.errno == errno.ENOTCONN:
-            return
+            return None
         raise MountError(f"{mountpoint}: {error.strerror}") from None
-    raise MountError(f"{mountpoint} is not a folder")
+    if is_mounted(mountpoint):
+        pid = _daemon_pid(mountpoint)
+        served = f" by icloudfs (pid {pid}): unmount it first with `icloudfs unmount {mountpoint}`"
+        raise MountError(f"{mountpoint} is already mounted{served if pid else ''}")
+    if entries:
+        return f"{mountpoint} is not empty: its {entries} entries are hidden while iCloud is mounted on it"
+    return None
 
 
 def account_slug(settings: Settings) -> str:
@@ -140,11 +161,13 @@ def run_foreground(
     """
     pid_file = mount_log(options.mountpoint).with_suffix(".pid")
     control: list[ControlServer] = []
+    mounted: list[Mount] = []
     for folder in (config.state_dir(), config.config_dir()):
         privacy.tighten(folder)
     privacy.tighten(Path(session.settings.cache_dir), once=True)
 
     def ready(mount: Mount) -> None:
+        mounted.append(mount)
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(str(os.getpid()))
         service = ControlService(
@@ -167,31 +190,69 @@ def run_foreground(
         if on_ready is not None:
             on_ready()
 
+    status = 1
     try:
-        return run_mount(session.drive, options, on_ready=ready)
+        status = run_mount(session.drive, options, on_ready=ready)
+        return status
     finally:
         sdnotify.notify("STOPPING=1")
         for server in control:
             server.stop()
+        if mounted:  # for `unmount`, which is not this process's parent
+            pending = mounted[0].left_pending
+            _exit_record(options.mountpoint).write_text(json.dumps({"status": status, "pending": pending}))
         pid_file.unlink(missing_ok=True)
 
 
+def _exit_record(mountpoint: Path) -> Path:
+    """How the last daemon of ``mountpoint`` ended: its status and the uploads it left."""
+    return mount_log(mountpoint).with_suffix(".exit")
+
+
 def stop(mountpoint: Path, *, force: bool = False) -> int:
-    """Unmount: the daemon stores pending uploads first, unless ``force`` (they stay journaled)."""
+    """Unmount: the daemon stores pending uploads first, unless ``force`` (they stay journaled).
+
+    A mount in use is not unmounted (without ``force``): the processes using it are named.
+    Returns ``EXIT_PENDING`` when the daemon left uploads journaled.
+    """
     pid = _daemon_pid(mountpoint)
+    if pid is None and not is_mounted(mountpoint):
+        raise MountError(f"{mountpoint} is not mounted")
+    users = [] if force else holders(mountpoint)
+    if users:
+        listed = "\n  ".join(str(user) for user in users)
+        raise MountError(
+            f"{mountpoint} is in use by:\n  {listed}\nClose them (or leave the folder), or detach it "
+            f"now with `icloudfs unmount --force {mountpoint}`: pending uploads stay journaled."
+        )
     if force or pid is None:
         unmount(mountpoint, force=force)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        progress = UploadProgress(mountpoint)
-        try:
-            while alive(pid):
-                progress.update()
-                time.sleep(0.2)
-        finally:
-            progress.done()
-    print(f"Unmounted {mountpoint}" + (" (pending uploads resume on the next mount)" if force else ""))
+    if pid is None:
+        print(f"Unmounted {mountpoint}")
+        return 0
+    _exit_record(mountpoint).unlink(missing_ok=True)
+    os.kill(pid, signal.SIGTERM)
+    progress = UploadProgress(mountpoint)
+    try:
+        while alive(pid):
+            progress.update()
+            time.sleep(0.2)
+    finally:
+        progress.done()
+    pending = _pending_at_exit(mountpoint)
+    if pending:
+        uploads = f"{pending} upload{'s' if pending != 1 else ''}"
+        print(f"Unmounted {mountpoint}; {uploads} still journaled: they resume at the next mount")
+        return EXIT_PENDING
+    print(f"Unmounted {mountpoint}")
     return 0
+
+
+def _pending_at_exit(mountpoint: Path) -> int:
+    try:
+        return int(json.loads(_exit_record(mountpoint).read_text())["pending"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def _daemon_pid(mountpoint: Path) -> int | None:
@@ -211,8 +272,10 @@ def daemonize(argv: Sequence[str], mountpoint: Path, log_file: Path | None = Non
     log_path = log_file or mount_log(mountpoint)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
+        run_starts = out.tell()  # this_run runs' lines are not this failure's story
         child = subprocess.Popen(
-            [sys.executable, "-m", "icloudfs", *argv, "--foreground"],
+            # -P: the folder the user stands in is not on the path (a ./icloudfs would shadow us)
+            [sys.executable, "-P", "-m", "icloudfs", *argv, "--foreground"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -229,9 +292,19 @@ def daemonize(argv: Sequence[str], mountpoint: Path, log_file: Path | None = Non
         time.sleep(0.1)
     else:
         child.terminate()
-    tail = log_path.read_text(errors="replace").splitlines()[-15:]
-    print(f"icloudfs: mounting {mountpoint} failed; log {log_path}:", *tail, sep="\n  ", file=sys.stderr)
+    with log_path.open("rb") as this_run:
+        this_run.seek(run_starts)
+        lines = this_run.read().decode(errors="replace").splitlines()
+    print(f"icloudfs: mounting {mountpoint} failed: {_cause(lines)}", file=sys.stderr)
+    print(f"this run's log ({log_path}):", *lines[-15:], sep="\n  ", file=sys.stderr)
     return 1
+
+
+def _cause(lines: Sequence[str]) -> str:
+    """The line of a failed run's log that says why: what ``main`` printed, else the last error."""
+    said = [line.removeprefix("icloudfs: ") for line in lines if line.startswith("icloudfs: ")]
+    errors = [line.strip() for line in lines if " ERROR " in line or _EXCEPTION_LINE.match(line)]
+    return (said or errors or ["the mount process ended before the mount was live"])[-1]
 
 
 def mount_log(mountpoint: Path) -> Path:

@@ -23,6 +23,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -96,6 +97,7 @@ class Mount:
         self._operations = Operations(self.filesystem, self.metrics, writeback_cache=options.writeback_cache)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self.left_pending = 0  # uploads still journaled when ``stop`` returned
 
     @property
     def alive(self) -> bool:
@@ -130,9 +132,10 @@ class Mount:
             self._thread.join(timeout=30.0)
         self.filesystem.close()
         if not drained:
+            self.left_pending = self.filesystem.writeback.pending()
             log.warning(
                 "%d upload(s) still pending; they stay journaled and resume on the next mount",
-                self.filesystem.writeback.pending(),
+                self.left_pending,
             )
         return drained
 
@@ -198,6 +201,23 @@ def unmount(mountpoint: Path | str, *, force: bool = False) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise MountError(result.stderr.strip() or f"{' '.join(command)} failed")
+
+
+def is_mounted(mountpoint: Path) -> bool:
+    """Whether anything is mounted on ``mountpoint``, a dead FUSE mount included (which
+    ``os.path.ismount`` cannot see: its ``stat`` fails)."""
+    where = os.path.realpath(mountpoint)
+    with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+        for line in mounts:
+            fields = line.split()
+            # /proc/mounts writes space, tab, newline and backslash as octal escapes
+            if len(fields) > 1 and _unescape(fields[1]) == where:
+                return True
+    return False
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _clear_dead_mount(mountpoint: Path) -> None:

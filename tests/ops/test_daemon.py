@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def test_unmount_waits_for_uploads_and_shows_progress(
     assert daemon_pid(mountpoint) is None
     stored = remote.files()
     assert all(stored.get(name) == content for name, content in data.items())
+    assert '"GET /status"' not in mount_log(mountpoint).read_text(), "the access log is for -v"
 
 
 def test_sigterm_with_pending_uploads_keeps_them_then_remount_stores_them(
@@ -126,3 +128,38 @@ def _stat_errno(path: Path) -> int:
     except OSError as error:
         return error.errno or 0
     return 0
+
+
+def test_unmount_with_uploads_left_exits_75_and_says_so(
+    icloudfs: Run, mountpoint: Path, emulator: Emulator, remote: Remote
+) -> None:
+    mount(icloudfs, mountpoint, "--write-back", "1h", ICLOUDFS_DRAIN_TIMEOUT="1s")
+    (mountpoint / "left.txt").write_text("iCloud refuses it for now\n")
+    emulator.faults(rules=[{"path": "/docws/", "status": 503, "times": 100_000}])
+    try:
+        done = icloudfs("unmount", str(mountpoint))
+    finally:
+        emulator.clear_faults()
+    assert done.returncode == 75, done.stdout + done.stderr
+    assert "1 upload still journaled" in done.stdout and "resume at the next mount" in done.stdout
+    assert not os.path.ismount(mountpoint)
+    mount(icloudfs, mountpoint)
+    assert icloudfs("unmount", str(mountpoint)).returncode == 0
+    assert remote.files()["left.txt"] == b"iCloud refuses it for now\n"
+
+
+def test_unmount_of_a_mount_in_use_names_who_uses_it(icloudfs: Run, mountpoint: Path) -> None:
+    mount(icloudfs, mountpoint)
+    (mountpoint / "open.txt").write_text("held open\n")
+    with (mountpoint / "open.txt").open() as held:  # the child keeps it open; this process not
+        holder = subprocess.Popen(["sleep", "60"], stdin=held)
+    try:
+        busy = icloudfs("unmount", str(mountpoint))
+        assert busy.returncode == 1
+        assert f"sleep (pid {holder.pid}, open file)" in busy.stderr and "--force" in busy.stderr
+        assert os.path.ismount(mountpoint), "a mount in use stays mounted"
+    finally:
+        holder.kill()
+        holder.wait()
+    done = icloudfs("unmount", str(mountpoint))
+    assert done.returncode == 0, done.stderr

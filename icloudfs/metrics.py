@@ -56,6 +56,16 @@ class _Labelled(Generic[_M]):
         return child
 
 
+# Errors that answer the question asked rather than report a failure: ``rsync``, editors and
+# shells look up names that do not exist, create lock files with O_EXCL, probe extended
+# attributes and try rmdir on full folders all the time. Counting them as errors buried the real
+# failures (EIO, EACCES, ENOSPC, EAGAIN, ESTALE...) under hundreds of ENOENT.
+ANSWERS = frozenset(
+    {"ENOENT", "EEXIST", "ENOTEMPTY", "ENOTDIR", "EISDIR", "ENODATA", "ERANGE", "ENAMETOOLONG"}
+    | {"EPERM", "EROFS", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV"}
+)
+
+
 class FuseMetrics:
     """Latency and failures of one mount's FUSE operations."""
 
@@ -81,9 +91,10 @@ class FuseMetrics:
         self.last_error = ""  # "op: ERRNO" of the latest failure
 
     def observe(self, op: str, seconds: float, errno_name: str | None = None) -> None:
-        """One operation that took ``seconds``; ``errno_name`` when it failed (``ENOENT``...)."""
+        """One operation that took ``seconds``; ``errno_name`` when it returned an error. Only
+        failures count as errors: an answer about the namespace (``ANSWERS``) does not."""
         self._seconds(op).observe(seconds)
-        if errno_name is not None:
+        if errno_name is not None and errno_name not in ANSWERS:
             self._failures(op, errno_name).inc()
             self.last_error = f"{op}: {errno_name}"
 

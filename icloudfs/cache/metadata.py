@@ -384,7 +384,7 @@ class MetadataCache:
         except _OFFLINE_ERRORS as error:
             if listing is None:
                 raise
-            log.info("serving %s from cache: %s", folder.name or "/", error)
+            log.debug("serving %s from cache: %s", folder.name or "/", error)  # per call: detail
             return listing
         except NotFound:
             self.forget(folder.id)

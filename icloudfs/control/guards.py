@@ -69,7 +69,9 @@ class RequestGuard:
         finally:
             client = scope.get("client")
             peer = "unix-socket" if client is None else f"{client[0]}:{client[1]}"
-            log.info('"%s %s" %d %s', scope["method"], printable(scope["path"]), status, peer)
+            # the access log is detail (-v): `unmount` alone polls /status five times a second
+            level = logging.INFO if status >= 400 else logging.DEBUG
+            log.log(level, '"%s %s" %d %s', scope["method"], printable(scope["path"]), status, peer)
 
 
 def _refusal(scope: Scope) -> tuple[int, str] | None:

@@ -44,7 +44,8 @@ def service() -> ControlService:
     for op, times in (("read", 10), ("write", 2)):
         for _ in range(times):
             fuse.observe(op, 0.001)
-    fuse.observe("getattr", 0.0001, "ENOENT")
+    fuse.observe("getattr", 0.0001, "EIO")
+    fuse.observe("getattr", 0.0001, "ENOENT")  # an answer (no such name), not a failure
     return ControlService(
         settings=Settings(control_addr="127.0.0.1:0"),
         tokens=TokenStore(),

@@ -36,9 +36,9 @@ def test_status_reports_mount_account_cache_uploads(client: ControlClient) -> No
     assert status.account.keyring_plaintext is True
     assert status.cache is not None and status.cache.metadata.entries == 12
     assert status.uploads is not None and status.uploads.failed == 1
-    assert status.ops == {"read": 10, "write": 2, "getattr": 1}
-    assert status.errors == {"ENOENT": 1}
-    assert status.last_error == "getattr: ENOENT"
+    assert status.ops == {"read": 10, "write": 2, "getattr": 2}
+    assert status.errors == {"EIO": 1}
+    assert status.last_error == "getattr: EIO"
 
 
 def test_status_without_filesystem_or_account(service: ControlService, start_server: ServerFactory) -> None:
@@ -161,7 +161,8 @@ def test_metrics_in_prometheus_text(client: ControlClient) -> None:
     text = client.metrics()
     assert "icloudfs_mounted 1.0" in text
     assert 'icloudfs_fuse_op_seconds_count{op="read"} 10.0' in text
-    assert 'icloudfs_fuse_op_errors_total{errno="ENOENT",op="getattr"} 1.0' in text
+    assert 'icloudfs_fuse_op_errors_total{errno="EIO",op="getattr"} 1.0' in text
+    assert 'errno="ENOENT"' not in text
     assert "icloudfs_operations_total" not in text, "each operation is counted once"
     assert 'icloudfs_auth_state{state="signed_out"} 1.0' in text
 

@@ -32,6 +32,8 @@ def test_a_saved_session_resumes_after_validate_refuses_it(
     assert first.submit_2fa(emulator.code) is AuthState.SIGNED_IN
     emulator.expire_sessions()
     emulator.reset_stats()
-    again = Account(emulator.apple_id, session_dir=tmp_path / "session", endpoint=emulator.url, ca_file=emulator.ca)
+    again = Account(
+        emulator.apple_id, session_dir=tmp_path / "session", endpoint=emulator.url, ca_file=emulator.ca
+    )
     assert again.resume() is AuthState.SIGNED_IN  # from the trust token: no code
     assert emulator.stats()["requests"].get("/setup/ws/1/validate")

@@ -27,7 +27,7 @@ from icloudfs.cache.writeback.staged import start_write_out
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.protocol import UploadControl
 from icloudfs.drive.types import Item
-from icloudfs.errors import Throttled
+from icloudfs.errors import Conflict, Throttled
 from tests.cache.conftest import read_block, read_staged
 from tests.support.gated import GatedDrive
 from tests.support.uploads import chained
@@ -446,6 +446,22 @@ def test_a_stale_base_uploads_a_conflict_copy(drive: MemoryDrive, parts: Parts) 
     parts.wb.sync(node)
     assert drive.content(copies[0]) == b"V1 local"
     assert drive.content("plan.txt") == b"v2 remote"
+
+
+def test_a_base_gone_in_an_interrupted_replace_costs_no_conflict_copy(
+    drive: MemoryDrive, parts: Parts
+) -> None:
+    """kill -9 in a replace, after the old version was deleted and before the new one was renamed
+    into place: on resume the name is free and the journal's base is gone. iCloud answers the
+    second delete of that base with ETAG_CONFLICT (it sits in Recently Deleted with a new etag);
+    the name holds nothing to conflict with, so the local bytes go to it, not to a copy."""
+    item = drive.add_file("plan.txt", b"v1")
+    node = parts.opened(item)
+    parts.wb.write(node, 0, b"v2")
+    drive.delete(item)  # the interrupted replace got this far
+    drive.fail("replace", Conflict("iCloud refused the deletion of plan.txt: ETAG_CONFLICT"))
+    parts.wb.sync(node)
+    assert drive.names() == ["plan.txt"] and drive.content("plan.txt") == b"v2"
 
 
 def test_a_node_retired_since_its_lookup_is_never_used_again(drive: MemoryDrive, parts: Parts) -> None:

@@ -53,19 +53,25 @@ def store(
             return drive.upload(parent, name, source, mtime, control), False
     except (Conflict, AlreadyExists) as why:
         remote = _remote_file(drive, parent, name)
-        digest = None if remote is None else remote_digest(drive, remote)
-        if remote is not None and digest == file_digest(source):
+        if remote is None:
+            # Nothing holds the name: the base went (a replace cut short by a crash after its
+            # delete, whose repeat iCloud refuses with ETAG_CONFLICT, or someone deleted it), so
+            # there is nothing to conflict with; as with NotFound above, the local bytes bring it back.
+            log.info("%s: its old version is gone (%s); storing the local one under its name", name, why)
+            return drive.upload(parent, name, source, mtime, control), False
+        digest = remote_digest(drive, remote)
+        if digest == file_digest(source):
             log.info("%s was already stored by an earlier attempt (crash or lost answer)", name)
             return remote, False
-        if remote is not None and digest in attempts:
+        if digest in attempts:
             log.info("%s holds an earlier upload of ours; replacing it", name)
             return drive.replace(remote, source, mtime, control), False
         log.warning(
-            "conflict on %s (%s; remote %s bytes, local %d bytes, %d upload(s) of ours known): "
+            "conflict on %s (%s; remote %d bytes, local %d bytes, %d upload(s) of ours known): "
             "keeping the local version as a copy",
             name,
             why,
-            None if remote is None else remote.size,
+            remote.size,
             source.stat().st_size,
             len(attempts),
         )

@@ -51,6 +51,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from icloudfs.drive import names
+from icloudfs.drive.patience import impatient
 from icloudfs.drive.protocol import Drive
 from icloudfs.drive.types import Item, ItemKind, Listing
 from icloudfs.errors import AuthError, NotFound, Throttled, Unavailable
@@ -380,7 +381,11 @@ class MetadataCache:
         with self._lock:
             self.misses += 1
         try:
-            fetched = self._fetch([folder.id])[0]
+            if listing is None:
+                fetched = self._fetch([folder.id])[0]
+            else:  # a revalidation: with the cached listing to fall back on, one attempt will do
+                with impatient():
+                    fetched = self._fetch([folder.id])[0]
         except _OFFLINE_ERRORS as error:
             if listing is None:
                 raise

@@ -88,6 +88,9 @@ def render_status(report: Status) -> str:
             f", trusted {account.trust_days_left} more days" if (account.trust_days_left is not None) else ""
         )
         rows.append(("Account", f"{account.apple_id}: {account.auth_state}{trust}"))
+        if account.unreachable_since is not None:  # signed in, but nothing answers
+            since = account.unreachable_since.astimezone()
+            rows.append(("iCloud", f"unreachable since {since:%H:%M} ({account.unreachable_cause})"))
         where = account.keyring_backend + (" (plaintext file)" if account.keyring_plaintext else "")
         stored = "stored" if account.password_stored else "not stored"
         rows.append(("Password", f"{stored}, keyring {where}"))

@@ -72,6 +72,10 @@ class AccountStatus(BaseModel):
     keyring_backend: str
     keyring_plaintext: bool
     password_stored: bool
+    unreachable_since: datetime | None = Field(
+        default=None, description="iCloud has not answered since then (None while it answers)"
+    )
+    unreachable_cause: str | None = Field(default=None, description="why the last call got no answer")
 
 
 class MetadataCache(BaseModel):

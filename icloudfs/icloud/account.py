@@ -62,6 +62,7 @@ from icloudfs.errors import (
 from icloudfs.icloud import web_access
 from icloudfs.icloud.endpoint import service_class
 from icloudfs.icloud.passwords import PasswordStore, check_password, keyring_info
+from icloudfs.icloud.reachability import Reachability
 from icloudfs.metrics import HttpMetrics
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ THROTTLE_FIRST_S = 60.0
 THROTTLE_MAX_S = 30 * 60.0
 
 CONSENT_RECHECK_S = 5.0  # how often a sign-in waiting for a device's Allow looks again
+RESUME_RETRY_S = 5.0  # how often a mount started offline tries to sign in
 
 
 class AuthState(StrEnum):
@@ -123,6 +125,8 @@ class Account:
         self._throttle_delay = THROTTLE_FIRST_S
         self._consent_checked = 0.0
         self.last_error: str | None = None
+        self.reachability = Reachability()
+        self._resume_at = 0.0  # set while a sign-in waits for iCloud to answer (offline start)
 
     # -- state -------------------------------------------------------------------------
 
@@ -152,6 +156,8 @@ class Account:
             "keyring_plaintext": keyring.plaintext,
             "password_stored": stored,
             "last_error": self.last_error,
+            "unreachable_since": self.reachability.since,
+            "unreachable_cause": self.reachability.cause if self.reachability.since else None,
         }
 
     # -- sign-in -----------------------------------------------------------------------
@@ -164,7 +170,14 @@ class Account:
             self._password = self._passwords.get(self.apple_id)
             self._repair_session_files()
             api = self._new_api(self._password)
-            return self._authenticate(api, force=False)
+            try:
+                return self._authenticate(api, force=False)
+            except Unreachable as error:
+                # No answer at all: start from the saved session anyway (the mount serves its
+                # cache) and sign in when a call finds iCloud again (``drive``).
+                self.reachability.failed(str(error))
+                self._resume_at = time.monotonic() + RESUME_RETRY_S
+                return self._set(AuthState.SIGNED_IN)
 
     def login(self, apple_id: str, password: str, *, remember: bool = True) -> AuthState:
         """Sign in with a password; returns ``needs_2fa`` when a code is due."""
@@ -214,6 +227,7 @@ class Account:
                 self._passwords.delete(self.apple_id)
             self._api = self._drive = None
             self._password = None
+            self._resume_at = 0.0
             self._set(AuthState.SIGNED_OUT)
 
     # -- use by the Drive backend --------------------------------------------------------
@@ -223,9 +237,26 @@ class Account:
         with self._lock:
             if self._state is AuthState.NEEDS_CONSENT:
                 self.check_consent()
+            if self._resume_at:
+                self._resume_offline_start()
             if self._api is None or self._drive is None:
                 raise self._unusable_error()
             return self._drive, self._api, self._generation
+
+    def _resume_offline_start(self) -> None:
+        """Signing in was put off because iCloud did not answer at start: try again, at most
+        every ``RESUME_RETRY_S`` (the calls in between fail at once)."""
+        if time.monotonic() < self._resume_at:
+            raise Unreachable(self.reachability.describe())
+        self._resume_at = time.monotonic() + RESUME_RETRY_S
+        api = self._api or self._new_api(self._password)
+        try:
+            self._authenticate(api, force=False)
+        except Unreachable as error:
+            self.reachability.failed(str(error))
+            self._resume_at = time.monotonic() + RESUME_RETRY_S
+            raise
+        self.reachability.answered()
 
     def check_consent(self, *, now: bool = False) -> AuthState:
         """A sign-in waiting for a device's Allow: look whether it came (at most every
@@ -292,6 +323,7 @@ class Account:
 
     def _authenticate(self, api: PyiCloudService, *, force: bool) -> AuthState:
         self._api, self._drive = api, None
+        self._resume_at = 0.0
         try:
             self._guard(lambda: api.authenticate(force_refresh=force))
         except AuthRequired:

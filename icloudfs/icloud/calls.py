@@ -5,8 +5,11 @@
   together), for at most ``attempts`` tries or ``offline_timeout`` seconds, so a FUSE call
   fails instead of hanging while iCloud is unreachable. A plain loop, not tenacity: its
   bookkeeping cost 6% of the daemon's CPU in ``cp -r`` of small files.
-- Once retries run out on an unreachable iCloud, calls fail at once for ``OFFLINE_PAUSE_S``
-  (a circuit breaker), so a path walk served from the cache does not wait at every step.
+- Once retries run out on an unreachable iCloud, calls fail at once (a circuit breaker), so a
+  path walk served from the cache does not wait at every step; every ``OFFLINE_PAUSE_S`` one
+  call goes through as a probe, with one attempt, and its success closes the breaker. A caller
+  with a cached answer (``drive.patience.impatient``) gets one attempt, never the retries.
+  Whether iCloud answers is kept on the account (``Account.reachability``), for ``status``.
 - A lost web session (401, 421, 450: ``answers.SessionExpired``) is renewed once from the
   trust token and the saved password (``Account.renew``; the connection pool is closed first)
   and the call repeated; pyicloud itself never does this. Expired PCS cookies (423, Advanced
@@ -26,6 +29,7 @@ from pyicloud import PyiCloudService
 from pyicloud.const import CONTENT_TYPE_TEXT
 from pyicloud.services.drive import DriveService
 
+from icloudfs.drive.patience import is_impatient
 from icloudfs.errors import Throttled, Unavailable, Unreachable, WebAccessBlocked
 from icloudfs.icloud.account import Account
 from icloudfs.icloud.answers import PcsExpired, SessionExpired, answer_of, translated
@@ -47,7 +51,8 @@ class Calls:
     def __init__(self, account: Account, http: Transport, *, attempts: int, offline_timeout: float) -> None:
         self._account, self.http = account, http
         self._attempts, self._offline_timeout = attempts, offline_timeout
-        self._offline_until = 0.0
+        self._breaker_open = False
+        self._probe_at = 0.0  # monotonic: when the open breaker lets the next call through
 
     def call(self, fn: Call[T]) -> T:
         """``fn(drive, api)`` with retries; the session (or the PCS cookies) renewed once if
@@ -71,18 +76,31 @@ class Calls:
     def retried(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` with retries and the circuit breaker (see the module note)."""
         started = time.monotonic()
-        left = self._offline_until - started
-        if left > 0:
-            raise Unreachable(f"iCloud is unreachable; trying again in {left:.0f} s")
+        attempts = self._attempts
+        if self._breaker_open:
+            if started < self._probe_at:
+                raise Unreachable(self._account.reachability.describe())
+            self._probe_at = started + OFFLINE_PAUSE_S  # this call is the probe; others wait
+            attempts = 1
+        elif is_impatient():
+            attempts = 1
         attempt = 1
         while True:
             try:
-                return fn(*args)
-            except (Throttled, Unavailable) as error:
-                if attempt >= self._attempts or time.monotonic() - started >= self._offline_timeout:
-                    if isinstance(error, Unreachable):
-                        self._offline_until = time.monotonic() + OFFLINE_PAUSE_S
+                result = fn(*args)
+            except Unreachable as error:
+                self._account.reachability.failed(str(error))
+                if attempt >= attempts or time.monotonic() - started >= self._offline_timeout:
+                    if attempts > 1 or self._breaker_open:  # retries ran out, or the probe failed
+                        self._breaker_open, self._probe_at = True, time.monotonic() + OFFLINE_PAUSE_S
                     raise
+            except (Throttled, Unavailable):
+                if attempt >= attempts or time.monotonic() - started >= self._offline_timeout:
+                    raise
+            else:
+                self._breaker_open = False
+                self._account.reachability.answered()
+                return result
             time.sleep(random.uniform(0, min(RETRY_WAIT_MAX_S, RETRY_WAIT_FIRST_S * 2 ** (attempt - 1))))
             attempt += 1
 

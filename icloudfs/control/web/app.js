@@ -188,7 +188,12 @@ function renderAccount(account) {
     layoutAccount(null);
     return;
   }
-  const [label, kind] = STATES[account.auth_state] || [account.auth_state, ""];
+  let [label, kind] = STATES[account.auth_state] || [account.auth_state, ""];
+  if (account.unreachable_since && account.auth_state === "signed_in") {
+    const since = new Date(account.unreachable_since).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    [label, kind] = [`iCloud unreachable since ${since}`, "warn"];
+    $("account-badge").title = account.unreachable_cause || "";
+  }
   setBadge("account-badge", label, kind);
   $("account-summary").textContent = account.apple_id ? `${account.apple_id} (${label.toLowerCase()})` : label;
   $("signed-in-as").textContent = account.apple_id;

@@ -53,6 +53,9 @@ class EmulatorServer:
 
     def start(self, profile: Profile) -> None:
         args = ["--latency-ms", str(profile.latency_ms), "--bandwidth-mbps", str(profile.mbps)]
+        # Sign-in is not measured, and pyicloud's HSA2 bridge websocket would not trust this CA
+        # (it uses only Python's default trust; see icloudfs/demo.py): the legacy 2FA route.
+        args += ["--2fa-route", "legacy"]
         for seed in self.seeds:
             args += ["--seed", seed]
         self.proc, self.info = spawn(self.data, *args, timeout=600, env=child_env())  # seeding takes a while

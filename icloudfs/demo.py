@@ -82,8 +82,13 @@ def demo_settings(emulator: Mapping[str, Any], home: Path) -> Settings:
 
 
 def start_emulator(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """The emulator as a child process with the demo tree; waits until it serves."""
-    child, info = spawn(data, "--seed", "demo")
+    """The emulator as a child process with the demo tree; waits until it serves.
+
+    Its two-factor route is the legacy one: on the bridge (the emulator's default) pyicloud
+    opens a websocket that trusts only Python's default CAs, never the demo's ``ca_file``, and
+    pyicloud 2026.10.1 lets that TLS failure end the sign-in (``hsa2_bridge.py`` line 1107)
+    instead of falling back to SMS. Trusting the CA process-wide is not the demo's to do."""
+    child, info = spawn(data, "--seed", "demo", "--2fa-route", "legacy")
     print(f"Emulator: {info['url']} (data in {data})")
     return child, info
 

@@ -13,6 +13,7 @@ from keyrings.alt.file import PlaintextKeyring
 
 from icloudfs.control.server import ControlServer
 from icloudfs.control.service import ControlService
+from tests.support.emulator import share_ca
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +23,17 @@ def _own_ca_only() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("REQUESTS_CA_BUNDLE", raising=False)
         patch.delenv("CURL_CA_BUNDLE", raising=False)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _emulator_ca_trusted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Emulators share one CA that the default trust of this process and its children includes,
+    so pyicloud's HSA2 bridge websocket (which trusts only that) reaches them: tests then take the
+    bridge, as users on Apple do, instead of pyicloud's silent fallback to SMS."""
+    bundle = share_ca(tmp_path_factory.mktemp("emulator-ca"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(bundle))
         yield
 
 

@@ -1,17 +1,28 @@
 """Assemble the emulator's ASGI app: open the store, apply seeds, mount every route family.
 
-Routes by file: ``auth`` (idmsa), ``setup_ws`` (setup), ``drive`` and ``drive_details``
-(drivews), ``docws`` and ``docws_items`` (docws), ``content`` (signed download/upload URLs)
-and ``admin`` (``/__emulator__``); the ``LinkMiddleware`` wraps them all with stats,
-latency and fault injection.
+Routes by file: ``auth`` and ``bridge`` (idmsa; the HSA2 bridge with its push websocket),
+``setup_ws`` (setup), ``drive`` and ``drive_details`` (drivews), ``docws`` and ``docws_items``
+(docws), ``content`` (signed download/upload URLs) and ``admin`` (``/__emulator__``); the
+``LinkMiddleware`` wraps them all with stats, latency and fault injection.
 """
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 
-from icloudfs.emulator import admin, auth, content, docws, docws_items, drive, drive_details, setup_ws
+from icloudfs.emulator import (
+    admin,
+    auth,
+    bridge,
+    content,
+    docws,
+    docws_items,
+    drive,
+    drive_details,
+    setup_ws,
+)
 from icloudfs.emulator.config import EmulatorConfig
 from icloudfs.emulator.context import Emulator
 from icloudfs.emulator.middleware import LinkMiddleware
@@ -34,9 +45,11 @@ def create_app(config: EmulatorConfig) -> LinkMiddleware:
         drive_details.router,
         setup_ws.router,
         auth.router,
+        bridge.router,
         admin.router,
     )
-    routes = [route for family in families for route in family.routes]
+    routes: list[BaseRoute] = [route for family in families for route in family.routes]
+    routes += bridge.websocket_routes
     api = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     api.state.emulator = emulator
     return LinkMiddleware(api, emulator)

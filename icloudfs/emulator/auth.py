@@ -4,10 +4,17 @@ Failure shapes follow Apple: a wrong password (an app-specific password is just 
 wrong password here, as on Apple's web sign-in) is 401 ``-20101``; the
 ``lock_after``-th consecutive one locks the account, and a locked account gets 403
 ``-20209`` on every sign-in step; a wrong code is 400 ``-21669``. A 2FA challenge
-is 409 ``{"authType": "hsa2"}``. ``GET /appleauth/auth`` offers a trusted phone with
-``pushMode: "sms"`` and no bridge route, so pyicloud's default path is SMS
-(``PUT verify/phone`` then ``verify/phone/securitycode``); the trusted-device
-endpoint accepts the same code.
+is 409 ``{"authType": "hsa2"}``.
+
+``GET /appleauth/auth`` depends on ``two_factor_route``. With ``bridge`` (the default, as
+Apple) a request for HTML (pyicloud's first one) gets the auth shell whose boot args send
+pyicloud through the trusted-device bridge (``bridge.py``); a request for JSON gets the
+SMS-oriented options, as Apple's "collapses" to (pyicloud ``base.py``
+``_get_mfa_auth_options``). With ``legacy`` every request gets that JSON: a trusted phone
+with ``pushMode: "sms"`` and no bridge, so pyicloud's path is SMS (``PUT verify/phone``
+then ``verify/phone/securitycode``). In both, the legacy trusted-device endpoint
+``verify/trusteddevice/securitycode`` accepts the code too: pyicloud posts there when no
+bridge session is live (after a wrong bridge code, or with ``use_existing_trusted_device_code``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from icloudfs.emulator.bridge import auth_shell
 from icloudfs.emulator.context import emulator_of
 from icloudfs.emulator.responses import json_response, read_json, service_error
 from icloudfs.emulator.routing import Routes
@@ -148,6 +156,9 @@ async def auth_options(request: Request) -> Response:
         "supportsRecovery": True,
         "noTrustedDevices": False,
     }
+    wants_html = "text/html" in request.headers.get("accept", "")
+    if wants_html and emulator_of(request).config.two_factor_route == "bridge":
+        return auth_shell(request, {**body, "mode": "sms"}, _headers(attempt))
     return json_response(body, headers=_headers(attempt))
 
 

@@ -25,6 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     codes.add_argument("--2fa-code", dest="code", default=DEFAULT_CODE, metavar="CODE")
     codes.add_argument("--no-2fa", dest="two_factor", action="store_false", help="sign in without a code")
     parser.add_argument(
+        "--2fa-route",
+        dest="two_factor_route",
+        choices=["bridge", "legacy"],
+        default="bridge",
+        help="bridge: Apple's trusted-device bridge (push websocket + SPAKE2), as pyicloud uses on "
+        "Apple; legacy: only the SMS and trusted-device securitycode endpoints",
+    )
+    parser.add_argument(
         "--seed",
         action="append",
         default=[],
@@ -64,6 +72,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         password=password,
         code=args.code,
         two_factor=args.two_factor,
+        two_factor_route=args.two_factor_route,
         seeds=tuple(args.seed),
         latency_ms=args.latency_ms,
         bandwidth_mbps=args.bandwidth_mbps,

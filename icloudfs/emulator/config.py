@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+TwoFactorRoute = Literal["bridge", "legacy"]
 
 DEFAULT_APPLE_ID = "demo@icloudfs.test"
 DEFAULT_PASSWORD = "correct-horse-battery"
@@ -28,6 +31,10 @@ class EmulatorConfig:
     app_password: str = DEFAULT_APP_PASSWORD
     code: str = DEFAULT_CODE
     two_factor: bool = True
+    # "bridge": Apple's HSA2 trusted-device bridge (HTML boot args, push websocket, SPAKE2), what
+    # pyicloud takes on real Apple; "legacy": JSON auth options offering SMS and the plain
+    # securitycode endpoints only.
+    two_factor_route: TwoFactorRoute = "bridge"
     seeds: tuple[str, ...] = ()
     latency_ms: float = 0.0
     bandwidth_mbps: float = 0.0  # 0: unlimited

@@ -8,8 +8,9 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
+from icloudfs.emulator.bridge_hub import BridgeHub
 from icloudfs.emulator.config import EmulatorConfig
 from icloudfs.emulator.faults import Faults
 from icloudfs.emulator.sessions import Sessions
@@ -49,6 +50,7 @@ class Emulator:
     stats: Stats
     secret: bytes
     dsid: str
+    bridge: BridgeHub
 
     @classmethod
     def open(cls, config: EmulatorConfig) -> Emulator:
@@ -68,6 +70,7 @@ class Emulator:
             stats=Stats(),
             secret=bytes.fromhex(secret),
             dsid=dsid,
+            bridge=BridgeHub(config.code),
         )
 
     # Signed URLs stand in for Apple's CDN links: no cookie, but an expiry (``e=``, seconds since
@@ -94,12 +97,12 @@ class Emulator:
         return hmac.new(self.secret, f"{path}|{expiry}|{session}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def emulator_of(request: Request) -> Emulator:
+def emulator_of(request: HTTPConnection) -> Emulator:
     emulator: Emulator = request.app.state.emulator
     return emulator
 
 
-def origin_of(request: Request) -> str:
+def origin_of(request: HTTPConnection) -> str:
     """The origin the client used, so advertised URLs work for 127.0.0.1, localhost or a LAN name."""
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     return f"https://{host}"

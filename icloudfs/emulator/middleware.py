@@ -20,8 +20,9 @@ ADMIN_PREFIX = "/__emulator__"
 
 
 def endpoint_key(path: str) -> str:
-    """Stats key: the path, with per-file content and upload URLs folded together."""
-    for prefix in ("/content/", "/upload/"):
+    """Stats key: the path, with per-file content and upload URLs (and push websockets, whose
+    path is the client's connection message) folded together."""
+    for prefix in ("/content/", "/upload/", "/v2/"):
         if path.startswith(prefix):
             return prefix.rstrip("/")
     return path
@@ -36,6 +37,8 @@ class LinkMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        if scope["type"] == "websocket":
+            self.emulator.stats.count(endpoint_key(path))
         if scope["type"] != "http" or path.startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
             return

@@ -2,7 +2,7 @@
 
 On start it prints ONE line (URL and CA path) and writes ``DIR/emulator.json`` with
 ``url``, ``ca``, ``apple_id``, ``password``, ``app_password``, ``code``, ``two_factor``,
-``dsid``, ``trust_days``, ``session_ttl`` and ``pid``. The socket is listening before
+``two_factor_route``, ``dsid``, ``trust_days``, ``session_ttl`` and ``pid``. The socket is listening before
 the file appears, so a client that sees the file can connect at once.
 """
 
@@ -62,6 +62,7 @@ def serve(config: EmulatorConfig) -> int:
             "app_password": config.app_password,
             "code": config.code,
             "two_factor": config.two_factor,
+            "two_factor_route": config.two_factor_route,
             "dsid": app.emulator.dsid,
             "trust_days": config.trust_days,
             "session_ttl": config.session_ttl,
@@ -80,6 +81,11 @@ def serve(config: EmulatorConfig) -> int:
             timeout_keep_alive=60,
             timeout_graceful_shutdown=1,
             http="httptools",  # C parser: 12-15% less CPU per upload than h11, measured
+            # The HSA2 bridge's push websocket. No keepalive pings: pyicloud reads the socket only
+            # while it waits for a push, so a pong could come minutes late (the user typing the
+            # code) and uvicorn would drop the bridge in between.
+            ws="wsproto",
+            ws_ping_interval=None,
         )
     )
     try:

@@ -19,7 +19,7 @@ from tests.support.emulator import Emulator, start_emulator
 def test_two_factor_sign_in_then_trusted_reuse(emulator: Emulator, cookie_dir: Path) -> None:
     api = emulator.service(cookie_dir)
     assert api.requires_2fa
-    assert api.two_factor_delivery_method == "sms"
+    assert api.two_factor_delivery_method == "trusted_device"  # the HSA2 bridge: test_bridge.py
     assert api.validate_2fa_code("000000") is False
     assert api.validate_2fa_code(emulator.code) is True
     assert api.is_trusted_session and not api.requires_2fa
@@ -27,6 +27,15 @@ def test_two_factor_sign_in_then_trusted_reuse(emulator: Emulator, cookie_dir: P
     again = emulator.service(cookie_dir)  # saved cookies + trust token: no code
     assert not again.requires_2fa and again.is_trusted_session
     assert "LegalCases" in again.drive.dir()
+
+
+def test_sms_when_asked_for(emulator: Emulator, cookie_dir: Path) -> None:
+    api = emulator.service(cookie_dir)
+    api._request_sms_2fa_code()  # what icloudfs' "send the code by SMS instead" calls
+    assert api.two_factor_delivery_method == "sms"
+    assert api.validate_2fa_code("000000") is False
+    assert api.validate_2fa_code(emulator.code) is True
+    assert api.is_trusted_session
 
 
 def test_trusted_device_code_path(emulator: Emulator, cookie_dir: Path) -> None:

@@ -8,18 +8,29 @@ tmp_path/emulator --port 0 ...``, waits for its ``emulator.json`` and returns an
 ``unlock``), ``service``
 (an unmodified-pyicloud client pointed at it) and ``stop``. Pass ``data_dir=`` to
 restart on existing state.
+
+``share_ca(directory)`` makes every emulator started here sign with one CA and returns a
+CA bundle (the default trust plus that CA) for ``SSL_CERT_FILE``: pyicloud's HSA2 bridge
+opens its push websocket with ``ssl.create_default_context()``
+(``pyicloud/hsa2_bridge.py``, ``_RawWebSocketClient._open``), which ignores the ``verify=``
+CA its HTTP session uses, so without this the bridge would fail and pyicloud would quietly
+fall back to SMS. ``tests/conftest.py`` does it once per test session.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import certifi
 import requests
+import trustme
 from pyicloud import PyiCloudService
 
 from icloudfs.emulator.process import spawn
@@ -153,6 +164,23 @@ class Emulator:
         self.stop()
 
 
+_shared_ca: Path | None = None  # holds ca.pem and ca.key once share_ca ran
+
+
+def share_ca(directory: Path) -> Path:
+    """One CA for every emulator started from now on; returns a bundle of it plus the default trust."""
+    global _shared_ca
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="icloudfs test emulators")
+    (directory / "ca.key").write_bytes(ca.private_key_pem.bytes())
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    default = ssl.get_default_verify_paths().cafile or certifi.where()
+    bundle = directory / "bundle.pem"
+    bundle.write_text(Path(default).read_text().rstrip("\n") + "\n" + ca.cert_pem.bytes().decode())
+    _shared_ca = directory
+    return bundle
+
+
 # ``ICLOUDFS_TEST_EMULATOR=adp`` runs every emulator of the suite as an Advanced Data Protection
 # account whose device has allowed web access, so each sign-in goes through requestPCS and every
 # Drive call needs the PCS cookie. A test that passes ``--adp`` itself drives the consent alone.
@@ -162,6 +190,10 @@ SUITE_MODE = os.environ.get("ICLOUDFS_TEST_EMULATOR", "")
 def start_emulator(tmp_path: Path, *extra_args: str, data_dir: Path | None = None) -> Emulator:
     """Spawn an emulator on a free port and wait until it serves."""
     data = data_dir or tmp_path / "emulator"
+    if _shared_ca is not None and not (data / "ca.pem").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        for name in ("ca.pem", "ca.key"):
+            shutil.copy(_shared_ca / name, data / name)
     adp = SUITE_MODE == "adp" and "--adp" not in extra_args
     args = (*extra_args, "--adp") if adp else extra_args
     process, info = spawn(data, *args, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -325,7 +325,7 @@ class Account:
         self._api, self._drive = api, None
         self._resume_at = 0.0
         try:
-            self._guard(lambda: api.authenticate(force_refresh=force))
+            self._guard(lambda: _sign_in(api, force))
         except AuthRequired:
             if not self._password:
                 return self._set(AuthState.NEEDS_PASSWORD, "Sign in again: no password is saved.")
@@ -529,6 +529,25 @@ def _readable_json(path: Path) -> bool:
         return isinstance(json.loads(path.read_text()), dict)
     except (OSError, ValueError):
         return False
+
+
+def _sign_in(api: PyiCloudService, force: bool) -> None:
+    """``api.authenticate``; again without Apple's two-factor push bridge if it cannot be reached.
+
+    pyicloud opens the bridge's websocket (``wss://websocket.push.apple.com``, Python's default
+    trust store) outside the ``try`` that falls back to SMS (pyicloud 2026.10.1 ``hsa2_bridge.py``
+    line 1107, ``base.py`` line 1147), so a blocked host or a TLS-inspecting proxy ends the
+    sign-in with a raw ``OSError``. Without the bridge the code is checked by the older
+    trusted-device (or SMS) endpoint, which Apple still serves.
+    """
+    try:
+        api.authenticate(force_refresh=force)
+    except PyiCloudException:
+        raise
+    except OSError as error:
+        log.warning("Apple's two-factor push bridge could not be reached (%s); signing in without it", error)
+        setattr(api, "_supports_trusted_device_bridge", lambda: False)  # noqa: B010 (pyicloud private)
+        api.authenticate(force_refresh=force)
 
 
 def _status_of(error: BaseException) -> int | None:

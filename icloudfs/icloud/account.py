@@ -9,7 +9,8 @@ long-running mount needs around it:
   the saved session / trust token and the keyring password, never asking for a
   code unless Apple truly demands one (then the state is ``needs_2fa``);
 - throttling discipline: a 503 from sign-in sets a back-off window during which
-  no sign-in is attempted at all, so a mount never loops sign-ins;
+  no sign-in is attempted at all, by any process of the user (``backoff.py``), so a
+  mount never loops sign-ins and a second ``login`` does not extend Apple's block;
 - Advanced Data Protection (``web_access.py``): with web access allowed, a device is asked to
   allow the sign-in and the state is ``needs_consent`` until someone taps Allow (the account
   looks again when next used, at most every ``CONSENT_RECHECK_S``); PCS cookies that expire are
@@ -60,6 +61,7 @@ from icloudfs.errors import (
     WebAccessBlocked,
 )
 from icloudfs.icloud import web_access
+from icloudfs.icloud.backoff import SignInBackoff
 from icloudfs.icloud.endpoint import service_class
 from icloudfs.icloud.passwords import PasswordStore, check_password, keyring_info
 from icloudfs.icloud.reachability import Reachability
@@ -72,8 +74,6 @@ T = TypeVar("T")
 #: Apple does not publish how long a trusted web session lasts; pyicloud's users
 #: report about two months. Used only for the "days left" estimate.
 TRUST_DAYS = 60
-THROTTLE_FIRST_S = 60.0
-THROTTLE_MAX_S = 30 * 60.0
 
 CONSENT_RECHECK_S = 5.0  # how often a sign-in waiting for a device's Allow looks again
 RESUME_RETRY_S = 5.0  # how often a mount started offline tries to sign in
@@ -121,8 +121,7 @@ class Account:
         self._remember = True
         self._state = AuthState.SIGNED_OUT
         self._generation = 0
-        self._throttled_until = 0.0
-        self._throttle_delay = THROTTLE_FIRST_S
+        self._backoff = SignInBackoff(session_dir / "sign-in-backoff.json")
         self._consent_checked = 0.0
         self.last_error: str | None = None
         self.reachability = Reachability()
@@ -133,7 +132,7 @@ class Account:
     @property
     def state(self) -> AuthState:
         with self._lock:
-            if self._state is AuthState.THROTTLED and time.monotonic() >= self._throttled_until:
+            if self._state is AuthState.THROTTLED and time.time() >= self._backoff.until:
                 return AuthState.SIGNED_IN if self._api is not None else AuthState.SIGNED_OUT
             return self._state
 
@@ -344,7 +343,7 @@ class Account:
             raise
         if self._remember and self._password:
             self._passwords.set(self.apple_id, self._password)
-        self._throttle_delay = THROTTLE_FIRST_S
+        self._backoff.clear()
         self._generation += 1
         self._save_trust_time(api)
         self._keep_good_copy(api)
@@ -392,9 +391,7 @@ class Account:
             raise Unavailable(f"iCloud answered {status}: {error}") from error
 
     def _throttle(self) -> None:
-        self._throttled_until = time.monotonic() + self._throttle_delay
-        wait = self._throttle_delay
-        self._throttle_delay = min(self._throttle_delay * 2, THROTTLE_MAX_S)
+        wait = self._backoff.hit()
         self._set(AuthState.THROTTLED)
         raise Throttled(
             f"Apple is throttling sign-in (HTTP 503). icloudfs will not try again for {wait:.0f} s; "
@@ -402,8 +399,9 @@ class Account:
         )
 
     def _check_throttle(self) -> None:
-        left = self._throttled_until - time.monotonic()
+        left = self._backoff.left()
         if left > 0:
+            self._set(AuthState.THROTTLED)
             raise Throttled(f"Apple is throttling sign-in; waiting {left:.0f} s more before trying.")
 
     def _unusable_error(self) -> AuthError:

@@ -89,3 +89,19 @@ def test_login_waits_for_a_device_to_allow_it_under_advanced_data_protection(
         adp.adp_consent()  # the tap on a trusted device
         assert login.wait(timeout=60) == 0, login.stderr.read()
         assert login.stdout is not None and "Signed in as" in login.stdout.read()
+
+
+def test_apple_throttling_is_honoured_by_the_next_login_too(emulator: Emulator, isolated_home: Path) -> None:
+    """Issue 21: the 503 back-off lived in one process, so two logins in a row both reached Apple
+    (each attempt during Apple's block extends it)."""
+    emulator.faults(rules=[{"path": "/appleauth/auth/signin", "status": 503, "times": 100}])
+    try:
+        emulator.reset_stats()
+        first = emulator.cli_login()
+        assert first.returncode == 1 and "throttling" in first.stderr
+        tried = emulator.stats()["requests"]
+        second = emulator.cli_login()
+        assert second.returncode == 1 and "waiting" in second.stderr, second.stderr
+        assert emulator.stats()["requests"] == tried, "the second login never reached Apple"
+    finally:
+        emulator.clear_faults()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from icloudfs.control.client import ControlClient, ControlError, ControlUnreacha
 from icloudfs.control.commands import register as register_control
 from icloudfs.control.runtime import NoMount, mount_for, running_mounts
 from icloudfs.emulator.command import register as register_emulator
-from icloudfs.errors import IcloudfsError
+from icloudfs.errors import IcloudfsError, Needs2FA
 from icloudfs.icloud.account import CONSENT_RECHECK_S, Account, AuthState
 from icloudfs.icloud.passwords import check_password, keyring_info
 from icloudfs.icloud.web_access import CONSENT_MESSAGE
@@ -37,6 +38,7 @@ from icloudfs.ops.progress import Progress
 
 log = logging.getLogger("icloudfs")
 
+CODE_TRIES = 3  # two-factor codes asked for in one login before giving up
 CONSENT_WAIT_S = 120.0  # how long `login` waits for a device's Allow before leaving it to the mount
 
 
@@ -154,8 +156,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     remember = not args.no_remember and _confirm_keyring(interactive=not args.password_stdin)
     state = account.login(apple_id, password, remember=remember)
     if state == AuthState.NEEDS_2FA:
-        code = args.code or input("Two-factor code (sent to your trusted devices): ").strip()
-        state = account.submit_2fa(code)
+        state = account.submit_2fa(args.code) if args.code else _ask_for_code(account)
     if state == AuthState.NEEDS_CONSENT:
         state = _wait_for_consent(account)
     settings.save(apple_id=apple_id)
@@ -165,6 +166,31 @@ def cmd_login(args: argparse.Namespace) -> int:
     if remember:
         print(f"Password saved in the keyring ({keyring_info().backend}).")
     return 0
+
+
+def _ask_for_code(account: Credentials) -> str:
+    """Read the two-factor code (from the terminal, or the next line of stdin), again after a
+    wrong one, up to ``CODE_TRIES`` times: Apple stops taking codes after a few wrong ones."""
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            code = input("Two-factor code (sent to your trusted devices): ").strip()
+        except EOFError:
+            raise IcloudfsError(
+                "a two-factor code is needed: pass it with --code, or run `icloudfs login` in a terminal"
+            ) from None
+        try:
+            return account.submit_2fa(code)
+        except (Needs2FA, ControlError) as refused:
+            if tries >= CODE_TRIES or (isinstance(refused, ControlError) and refused.status != 400):
+                raise
+            last = (
+                " One more wrong code may lock two-factor sign-in for a while."
+                if tries == CODE_TRIES - 1
+                else ""
+            )
+            print(f"icloudfs: {refused}{last}", file=sys.stderr)
 
 
 def _wait_for_consent(account: Credentials) -> str:
@@ -247,6 +273,8 @@ def _mount_hint(path: Path) -> Path | None:
     try:
         mount_for(path)
     except NoMount:
+        if os.path.lexists(path):  # a real local path outside every mount: not ours to look up
+            raise
         return None
     return path
 

@@ -71,7 +71,8 @@ _STATES: dict[type[Exception], tuple[int, str]] = {
         "iCloud Data on the Web' on a trusted device",
     ),
     e.Throttled: (503, "Apple is throttling requests; retry later"),
-    e.Unavailable: (503, "iCloud could not be reached; retry later"),
+    e.Unreachable: (503, "iCloud could not be reached; retry later"),
+    e.Unavailable: (503, "iCloud answered with an error; retry later"),
     e.NotFound: (404, "No such item in iCloud Drive"),
     e.AlreadyExists: (409, "An item with that name already exists"),
     e.Conflict: (409, "The item changed in iCloud meanwhile"),
@@ -109,6 +110,8 @@ def translate(exc: e.IcloudfsError, *, user_input: bool = False) -> ApiError:
         for kind in type(exc).__mro__:
             if kind in table:
                 status, reason = table[kind]
+                if kind is e.Unavailable and str(exc):  # answered, but not as asked: say what
+                    reason = f"{reason} ({exc})"
                 headers = {"Retry-After": str(RETRY_AFTER)} if status == 503 else None
                 return ApiError(status, reason, headers)
     if isinstance(exc, e.CredentialError):

@@ -74,5 +74,7 @@ def configure(args: argparse.Namespace) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    for chatty in ("pyicloud", "httpx"):  # a line per request: detail for -v only
-        logging.getLogger(chatty).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.NOTSET if verbose else logging.WARNING)  # per request
+    # pyicloud's own lines ("ERROR pyicloud.base: Code verification failed.") repeat what icloudfs
+    # says in its words: detail for -v only.
+    logging.getLogger("pyicloud").setLevel(logging.NOTSET if verbose else logging.CRITICAL)

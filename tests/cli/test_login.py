@@ -66,6 +66,23 @@ def test_wrong_code_fails_clearly(emulator: Emulator) -> None:
         stdin=emulator.password + "\n",
     )
     assert done.returncode == 1 and "did not accept that code" in done.stderr
+    assert "pyicloud" not in done.stderr, "pyicloud's own log lines stay out of the CLI's output"
+
+
+def test_a_wrong_code_is_asked_for_again(emulator: Emulator, isolated_home: Path) -> None:
+    """Issue 21: a wrong code ended the command; a person types the next one."""
+    login = ("login", "--apple-id", emulator.apple_id, "--password-stdin")
+    done = emulator.cli(*login, stdin=f"{emulator.password}\n000000\n{emulator.code}\n")
+    assert done.returncode == 0, done.stderr
+    assert "did not accept that code" in done.stderr and "Signed in as" in done.stdout
+
+
+def test_a_code_due_without_one_to_read_says_so(emulator: Emulator, isolated_home: Path) -> None:
+    done = emulator.cli(
+        "login", "--apple-id", emulator.apple_id, "--password-stdin", stdin=emulator.password + "\n"
+    )
+    assert done.returncode == 1, "not 130, as for an interrupt"
+    assert "two-factor code is needed" in done.stderr and "--code" in done.stderr
 
 
 def test_login_waits_for_a_device_to_allow_it_under_advanced_data_protection(

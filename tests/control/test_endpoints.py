@@ -88,21 +88,26 @@ def test_credential_problems_are_never_401(
 
 
 @pytest.mark.parametrize(
-    ("error", "status"),
+    ("error", "status", "words"),
     [
-        (errors.AccountLocked("locked"), 403),
-        (errors.WebAccessBlocked("adp"), 403),
-        (errors.Throttled("503"), 503),
+        (errors.AccountLocked("locked"), 403, "locked"),
+        (errors.WebAccessBlocked("adp"), 403, "Access iCloud Data on the Web"),
+        (errors.Throttled("503"), 503, "throttling"),
+        (errors.Unreachable("refused"), 503, "could not be reached"),
+        # issue 21: a session that kept expiring (421) was reported as "could not be reached"
+        (errors.Unavailable("iCloud kept answering that the session expired"), 503, "session expired"),
     ],
 )
 def test_account_states_map_to_statuses(
-    client: ControlClient, service: ControlService, error: Exception, status: int
+    client: ControlClient, service: ControlService, error: Exception, status: int, words: str
 ) -> None:
     assert isinstance(service.account, FakeAccount)
     service.account.fail_with = error
     with pytest.raises(ControlError) as raised:
         client.login("me@example.com", PASSWORD)
-    assert raised.value.status == status
+    assert raised.value.status == status and words in raised.value.reason
+    if isinstance(error, errors.Unavailable) and not isinstance(error, errors.Unreachable):
+        assert "could not be reached" not in raised.value.reason
 
 
 def test_throttling_answers_with_retry_after(base_url: str, service: ControlService) -> None:

@@ -80,3 +80,11 @@ def test_mountpoint_mistakes_are_named_plainly(icloudfs: Run, mountpoint: Path, 
     stray = icloudfs("unmount", str(other))
     assert stray.returncode != 0
     assert stray.stderr.strip() == f"icloudfs: {other} is not mounted"
+
+
+def test_a_local_path_outside_every_mount_is_named_as_such(icloudfs: Run, mountpoint: Path) -> None:
+    assert icloudfs("mount", str(mountpoint)).returncode == 0
+    for verb in (("refresh", "/etc"), ("pin", "/etc/hostname")):
+        done = icloudfs(*verb)
+        assert done.returncode == 1
+        assert "is not inside a running icloudfs mount" in done.stderr, done.stderr  # not "HTTP 404"

@@ -1,4 +1,4 @@
-"""CLI subcommands for operations: ``doctor``, ``completion`` and ``install-mount-helper``.
+"""CLI subcommands for operations: ``doctor``, ``completion`` (``shtab``) and ``install-mount-helper``.
 
 ``register(subparsers)`` adds them to the main parser, as ``control.commands``
 does for its own; each parser's ``func(args) -> int`` is the exit status.
@@ -11,8 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+import shtab
+
 from icloudfs.config import Settings
-from icloudfs.ops import completion, doctor, mount_helper
+from icloudfs.ops import doctor, mount_helper
 
 
 def register(
@@ -25,10 +27,13 @@ def register(
     check.add_argument("--allow-other", action="store_true", help="check as for a mount with --allow-other")
     check.set_defaults(func=_doctor)
 
-    complete = subparsers.add_parser("completion", help="print a shell completion script")
-    complete.add_argument(
-        "shell", choices=("bash",), help="bash (zsh: after `autoload bashcompinit; bashcompinit`)"
+    complete = subparsers.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script: `icloudfs completion bash > "
+        "~/.local/share/bash-completion/completions/icloudfs` (zsh: into a folder on $fpath as _icloudfs).",
     )
+    complete.add_argument("shell", choices=shtab.SUPPORTED_SHELLS, help="the shell to complete in")
     complete.set_defaults(func=_completion)
 
     helper = subparsers.add_parser(
@@ -50,8 +55,20 @@ def _doctor(args: argparse.Namespace) -> int:
 def _completion(args: argparse.Namespace) -> int:
     from icloudfs.cli import build_parser  # the whole tree, this command included
 
-    print(completion.bash(build_parser()), end="")
+    print(shtab.complete(_paths_complete(build_parser()), shell=args.shell), end="")
     return 0
+
+
+def _paths_complete(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments that take a path complete as one: folders for mountpoints, files otherwise."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _paths_complete(child)
+        elif action.type is Path:
+            folder = action.dest in {"mountpoint", "mount", "dir", "data"}
+            action.complete = shtab.DIRECTORY if folder else shtab.FILE  # type: ignore[attr-defined]
+    return parser
 
 
 def _install_mount_helper(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench man clean
 
 install: $(STAMP)
 
@@ -24,6 +24,14 @@ test: install
 	$(VENV)/bin/ruff format --check icloudfs tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+
+# The man page, from the argparse parser (never by hand): install it with
+#   install -Dm644 build/icloudfs.1 ~/.local/share/man/man1/icloudfs.1
+man: install
+	@mkdir -p build
+	$(VENV)/bin/argparse-manpage --module icloudfs.cli --function build_parser --prog icloudfs \
+		--project-name icloudfs --description "iCloud Drive as a local folder" \
+		--version "$$($(PY) -c 'import icloudfs; print(icloudfs.__version__)')" --output build/icloudfs.1
 
 bench: install
 	$(PY) -m pip install -q -e '.[test,bench]'

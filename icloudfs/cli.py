@@ -38,6 +38,13 @@ from icloudfs.ops.progress import Progress
 
 log = logging.getLogger("icloudfs")
 
+MOUNT_EXAMPLES = """examples:
+  icloudfs mount ~/iCloud                              the whole drive
+  icloudfs mount --folder /LegalCases ~/legal          one folder of it
+  icloudfs mount --read-only --cache-size 20G ~/iCloud
+  icloudfs mount --foreground ~/iCloud                 as systemd runs it (Ctrl-C unmounts)
+  icloudfs unmount ~/iCloud                            stores pending uploads first (exit 75: some wait)
+"""
 CODE_TRIES = 3  # two-factor codes asked for in one login before giving up
 CONSENT_WAIT_S = 120.0  # how long `login` waits for a device's Allow before leaving it to the mount
 
@@ -56,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--endpoint", help="base URL of an iCloud emulator (default: Apple)")
     common.add_argument("--ca-file", help="CA bundle to trust for --endpoint")
 
-    parser = argparse.ArgumentParser(prog="icloudfs", description="iCloud Drive as a local folder.")
+    parser = argparse.ArgumentParser(
+        prog="icloudfs",
+        description="iCloud Drive as a local folder.",
+        epilog=MOUNT_EXAMPLES,  # in `icloudfs --help` and the man page (which leaves out subcommand epilogs)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"icloudfs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -73,11 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     logout.add_argument("--mount", type=Path, help="sign out through this mount (when several run)")
     logout.set_defaults(func=cmd_logout)
 
-    mount = commands.add_parser("mount", parents=[common], help="mount iCloud Drive on a folder")
-    mount.add_argument("mountpoint", type=Path)
+    mount = commands.add_parser(
+        "mount",
+        parents=[common],
+        help="mount iCloud Drive on a folder",
+        description="Mount iCloud Drive (or one folder of it) on MOUNTPOINT and return once it answers; "
+        "the mount runs in the background until `icloudfs unmount`.",
+        epilog=MOUNT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mount.add_argument("mountpoint", type=Path, help="an existing folder (empty, or its files are hidden)")
     mount.add_argument("--folder", help="remote folder to mount, e.g. /LegalCases (default: whole drive)")
     mount.add_argument("--foreground", action="store_true", help="stay in the foreground until Ctrl-C")
-    mount.add_argument("--read-only", action="store_true")
+    mount.add_argument("--read-only", action="store_true", help="refuse every change (EROFS)")
     mount.add_argument("--cache-dir", help="content cache location")
     mount.add_argument("--cache-size", help="content cache bound, e.g. 10G")
     mount.add_argument("--metadata-ttl", help="how long listings are trusted, e.g. 60s")
@@ -92,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     mount.set_defaults(func=cmd_mount)
 
     unmount = commands.add_parser("unmount", help="unmount, after pending uploads are stored")
-    unmount.add_argument("mountpoint", type=Path)
+    unmount.add_argument("mountpoint", type=Path, help="where icloudfs is mounted")
     unmount.add_argument("--force", action="store_true", help="detach now; pending uploads stay journaled")
     unmount.set_defaults(func=cmd_unmount)
 
@@ -109,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     unpin.set_defaults(func=cmd_pin, unpin=True)
 
     demo = commands.add_parser("demo", help="emulator + sign-in + mount, to try icloudfs")
-    demo.add_argument("mountpoint", type=Path, nargs="?", default=Path("icloud-demo"))
+    demo.add_argument(
+        "mountpoint", type=Path, nargs="?", default=Path("icloud-demo"), help="default ./icloud-demo"
+    )
     demo.set_defaults(func=cmd_demo)
 
     register_emulator(commands)

@@ -7,6 +7,19 @@ from pathlib import Path
 
 from icloudfs.emulator.config import DEFAULT_APPLE_ID, DEFAULT_CODE, DEFAULT_PASSWORD, EmulatorConfig
 
+CONTROLS = """faults and the user's devices, at run time: POST (GET, DELETE) https://HOST:PORT/__emulator__/NAME
+  faults           {"latency_ms": 20, "bandwidth_mbps": 200, "rules": [{"path": "/docws/", "status": 503,
+                   "times": 2}]}; a status is 503, 421, 500, "drop" (close unanswered) or "lost" (make the
+                   change, then close unanswered); "rate": 0.1 instead of "times". DELETE clears them
+  expire-sessions  every web session expires now (trust survives): Drive answers 421
+  revoke-trust     trusted sessions end too: the next sign-in needs a code
+  adp-consent      a trusted device taps Allow (with --adp)
+  adp-web-access   {"allowed": false}: "Access iCloud Data on the Web" off
+  expire-pcs       PCS cookies stop opening Drive: 423 until requested again
+  unlock           clear the lockout after bad passwords
+  stats            requests per endpoint and content bytes (DELETE resets); trust: live trust tokens
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emulator`` with its options; the parsed args carry ``func`` returning an exit code."""
@@ -14,15 +27,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "emulator",
         help="run the iCloud web-services emulator",
         description="Serve iCloud's sign-in and Drive endpoints over HTTPS for pyicloud-based clients.",
+        epilog=CONTROLS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", type=Path, required=True, help="state directory (created if missing)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see DIR/emulator.json)")
     parser.add_argument(
-        "--account", default=f"{DEFAULT_APPLE_ID}:{DEFAULT_PASSWORD}", metavar="EMAIL:PASSWORD"
+        "--account",
+        default=f"{DEFAULT_APPLE_ID}:{DEFAULT_PASSWORD}",
+        metavar="EMAIL:PASSWORD",
+        help=f"the one account (default {DEFAULT_APPLE_ID}:{DEFAULT_PASSWORD})",
     )
     codes = parser.add_mutually_exclusive_group()
-    codes.add_argument("--2fa-code", dest="code", default=DEFAULT_CODE, metavar="CODE")
+    codes.add_argument(
+        "--2fa-code",
+        dest="code",
+        default=DEFAULT_CODE,
+        metavar="CODE",
+        help=f"the code Apple 'sends' (default {DEFAULT_CODE})",
+    )
     codes.add_argument("--no-2fa", dest="two_factor", action="store_false", help="sign in without a code")
     parser.add_argument(
         "--2fa-route",
@@ -39,9 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="SPEC",
         help="demo | tree:FILES:FOLDERS[:BYTES] | file:NAME:BYTES; repeatable, each applied once per DIR",
     )
-    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request (a WAN)")
     parser.add_argument("--bandwidth-mbps", type=float, default=0.0, help="total content cap, 0 = none")
-    parser.add_argument("--session-ttl", type=float, default=86400.0, metavar="SECONDS")
+    parser.add_argument(
+        "--session-ttl", type=float, default=86400.0, metavar="SECONDS", help="web sessions then answer 421"
+    )
     parser.add_argument("--trust-days", type=float, default=30.0, help="lifetime of 2FA trust tokens")
     parser.add_argument("--adp", action="store_true", help="Advanced Data Protection: Drive needs consent")
     parser.add_argument(

@@ -8,7 +8,9 @@
 - Once retries run out on an unreachable iCloud, calls fail at once (a circuit breaker), so a
   path walk served from the cache does not wait at every step; every ``OFFLINE_PAUSE_S`` one
   call goes through as a probe, with one attempt, and its success closes the breaker. A caller
-  with a cached answer (``drive.patience.impatient``) gets one attempt, never the retries.
+  with a cached answer (``drive.patience.impatient``) gets one attempt with a short timeout
+  (``http.IMPATIENT_TIMEOUT_S``), never the retries, and when it finds no answer such callers
+  go straight to their caches for ``OFFLINE_PAUSE_S`` (calls without one still try).
   Whether iCloud answers is kept on the account (``Account.reachability``), for ``status``.
 - A lost web session (401, 421, 450: ``answers.SessionExpired``) is renewed once from the
   trust token and the saved password (``Account.renew``; the connection pool is closed first)
@@ -53,6 +55,7 @@ class Calls:
         self._attempts, self._offline_timeout = attempts, offline_timeout
         self._breaker_open = False
         self._probe_at = 0.0  # monotonic: when the open breaker lets the next call through
+        self._suspect_until = 0.0  # monotonic: a call with a cached answer found no answer
 
     def call(self, fn: Call[T]) -> T:
         """``fn(drive, api)`` with retries; the session (or the PCS cookies) renewed once if
@@ -83,6 +86,8 @@ class Calls:
             self._probe_at = started + OFFLINE_PAUSE_S  # this call is the probe; others wait
             attempts = 1
         elif is_impatient():
+            if started < self._suspect_until:  # its cache serves; no need to wait to learn more
+                raise Unreachable(self._account.reachability.describe())
             attempts = 1
         attempt = 1
         while True:
@@ -90,6 +95,8 @@ class Calls:
                 result = fn(*args)
             except Unreachable as error:
                 self._account.reachability.failed(str(error))
+                if is_impatient():
+                    self._suspect_until = time.monotonic() + OFFLINE_PAUSE_S
                 if attempt >= attempts or time.monotonic() - started >= self._offline_timeout:
                     if attempts > 1 or self._breaker_open:  # retries ran out, or the probe failed
                         self._breaker_open, self._probe_at = True, time.monotonic() + OFFLINE_PAUSE_S
@@ -98,7 +105,7 @@ class Calls:
                 if attempt >= attempts or time.monotonic() - started >= self._offline_timeout:
                     raise
             else:
-                self._breaker_open = False
+                self._breaker_open, self._suspect_until = False, 0.0
                 self._account.reachability.answered()
                 return result
             time.sleep(random.uniform(0, min(RETRY_WAIT_MAX_S, RETRY_WAIT_FIRST_S * 2 ** (attempt - 1))))

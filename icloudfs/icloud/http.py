@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import certifi
 import pycurl
 
+from icloudfs.drive.patience import is_impatient
 from icloudfs.errors import Unavailable, Unreachable
 from icloudfs.metrics import HttpMetrics, endpoint_label
 
@@ -45,6 +46,7 @@ Sink = Callable[[int, bytes], None]
 """Takes each piece of a 206 answer's body as it arrives: (offset in the body, bytes)."""
 
 # Big buffers for big bodies only: allocating them costs 0.1 ms a call, which small files feel.
+IMPATIENT_TIMEOUT_S = 5.0  # connect/read timeout of a request whose caller has a cached answer
 DOWNLOAD_BUFFER = 256 << 10  # most libcurl hands a range download's sink per callback
 UPLOAD_BUFFER = 2 << 20  # most libcurl asks a big body for per callback (its maximum)
 # Headers libcurl must not add or keep: 100-continue would cost a round trip per upload,
@@ -204,9 +206,11 @@ class Transport:
             handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
             handle.setopt(pycurl.CAINFO, self._ca)
             handle.setopt(pycurl.PROXY, self._proxy(url))
-            handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(self._timeout * 1000))
+            # a caller with a cached answer waits less for a link that swallows packets
+            timeout = min(self._timeout, IMPATIENT_TIMEOUT_S) if is_impatient() else self._timeout
+            handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(timeout * 1000))
             handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)  # a read timeout: nothing for this long
-            handle.setopt(pycurl.LOW_SPEED_TIME, math.ceil(self._timeout))
+            handle.setopt(pycurl.LOW_SPEED_TIME, math.ceil(timeout))
             handle.setopt(pycurl.ACCEPT_ENCODING, "")  # offer what libcurl decodes; decode it
             handle.setopt(pycurl.HEADERFUNCTION, exchange.header)
             handle.setopt(pycurl.WRITEFUNCTION, exchange.body)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -148,8 +149,36 @@ def test_cached_files_are_served_at_once_while_icloud_is_unreachable(
 
     emu = start_emulator(tmp_path / "emu2", "--port", emu.url.rsplit(":", 1)[1], data_dir=emu.data_dir)
     try:
-        time.sleep(1.0)
-        assert sorted(os.listdir(live.path)) == ["2024", "2025", "Templates"]  # asks iCloud again
-        assert account.info()["unreachable_since"] is None, "the first answer ends the outage"
+        deadline = time.monotonic() + 20  # callers with a cache stop asking for 5 s after no answer
+        while account.info()["unreachable_since"] is not None:
+            assert time.monotonic() < deadline, "the first answer ends the outage"
+            time.sleep(1.0)
+            assert sorted(os.listdir(live.path)) == ["2024", "2025", "Templates"]  # asks iCloud again
     finally:
+        emu.stop()
+
+
+def test_cached_files_are_served_soon_while_icloud_hangs(mount_factory: MountFactory, tmp_path: Path) -> None:
+    """A link that swallows packets (no refusal, no answer: here the emulator is stopped with
+    SIGSTOP) made every revalidation wait for the 30 s request timeout, again and again."""
+    emu = start_emulator(tmp_path / "emu", "--seed", "demo")
+    account = Account("", session_dir=tmp_path / "session", endpoint=emu.url, ca_file=emu.ca)
+    account.login(emu.apple_id, emu.password, remember=False)
+    account.submit_2fa(emu.code)
+    drive = ICloudDrive(account, ca_file=emu.ca)  # the default timeouts
+    live = mount_factory(drive, folder="/LegalCases", metadata_ttl=0.5, negative_ttl=0.5)
+    cached = sorted(p for p in (live.path / "2024").rglob("*") if p.is_file())
+    data = [path.read_bytes() for path in cached]
+    emu.process.send_signal(signal.SIGSTOP)
+    try:
+        waits = []
+        for _ in range(3):
+            time.sleep(1.0)  # past the TTL again
+            started = time.monotonic()
+            assert [path.read_bytes() for path in cached] == data
+            waits.append(time.monotonic() - started)
+        assert max(waits) < 15, f"{waits}: a hung iCloud held what the cache holds (timeout: 30 s)"
+        assert sum(waits[1:]) < 2, f"{waits}: only the first revalidation waits for an answer"
+    finally:
+        emu.process.send_signal(signal.SIGCONT)
         emu.stop()

@@ -129,9 +129,12 @@ def test_fuse_metrics_count_each_op_in_buckets_and_each_failure_by_errno() -> No
     metrics, other = FuseMetrics(), FuseMetrics()
     metrics.observe("getattr", 0.00005)
     metrics.observe("getattr", 2.0)
-    metrics.observe("open", 0.003, "ENOENT")
+    metrics.observe("open", 0.003, "EIO")
+    metrics.observe("open", 0.001, "ENOENT")  # an answer (no such name), not a failure
     assert sample(metrics, "icloudfs_fuse_op_seconds_count", op="getattr") == 2
     assert sample(metrics, "icloudfs_fuse_op_seconds_bucket", op="getattr", le="0.0001") == 1
     assert sample(metrics, "icloudfs_fuse_op_seconds_bucket", op="getattr", le="5.0") == 2
-    assert sample(metrics, "icloudfs_fuse_op_errors_total", op="open", errno="ENOENT") == 1
+    assert sample(metrics, "icloudfs_fuse_op_errors_total", op="open", errno="EIO") == 1
+    assert sample(metrics, "icloudfs_fuse_op_errors_total", op="open", errno="ENOENT") == 0
+    assert metrics.last_error == "open: EIO"
     assert b'op="getattr"' not in generate_latest(other.registry), "each mount has its own"

@@ -20,6 +20,7 @@ bridge session is live (after a wrong bridge code, or with ``use_existing_truste
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
 
 from starlette.requests import Request
@@ -185,6 +186,11 @@ async def _check_code(request: Request, success_status: int) -> Response:
     if not attempt.password_ok or code != emulator.config.code:
         return service_error(400, "-21669", "Incorrect verification code.")
     attempt.code_ok = True
+    if success_status == 204 and random.random() < emulator.config.accepted_code_conflicts:
+        # Apple sometimes takes a right code with 409 and the verdict in the body (rclone commit
+        # 731f2a6c2; pyicloud base.py _is_accepted_security_code_conflict, "_W" challenges)
+        accepted = {"securityCode": {**_SECURITY_CODE, "code": code, "valid": True}}
+        return json_response(accepted, 409, headers=_headers(attempt))
     if success_status == 204:
         return Response(status_code=204, headers=_headers(attempt))
     answer = {

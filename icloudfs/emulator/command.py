@@ -77,6 +77,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--url-ttl", type=float, default=300.0, metavar="SECONDS", help="lifetime of signed content URLs"
     )
     parser.add_argument(
+        "--accepted-code-409",
+        dest="accepted_code_conflicts",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="share of right codes on the trusted-device endpoint answered 409 with securityCode.valid (0-1)",
+    )
+    parser.add_argument(
         "--download-redirects",
         type=float,
         default=0.0,
@@ -108,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         url_ttl=args.url_ttl,
         pcs_ttl=args.pcs_ttl,
         download_redirects=args.download_redirects,
+        accepted_code_conflicts=args.accepted_code_conflicts,
     )
 
 

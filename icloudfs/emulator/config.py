@@ -44,5 +44,6 @@ class EmulatorConfig:
     lock_after: int = 5  # consecutive bad passwords before the account locks
     url_ttl: float = 300.0  # lifetime of signed content URLs
     download_redirects: float = 0.0  # share of downloads answered 330 to another host name
+    accepted_code_conflicts: float = 0.0  # share of right trusted-device codes answered 409 "valid"
     pcs_ttl: float = 3600.0  # lifetime of ADP's PCS cookies
     quota_bytes: int = 5 * 1024**3

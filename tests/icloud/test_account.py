@@ -121,3 +121,17 @@ def test_resume_survives_session_files_cut_short_by_a_kill(emulator: Emulator) -
     assert again.resume() is AuthState.SIGNED_IN
     after = emulator.stats()["requests"]
     assert not any("securitycode" in path and after[path] != before.get(path) for path in after)
+
+
+def test_a_right_code_answered_409_still_signs_in(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Apple sometimes answers a right code on the trusted-device endpoint with 409 and
+    ``securityCode.valid`` (rclone commit 731f2a6c2). After a wrong code closes the push bridge,
+    that endpoint takes the next one."""
+    with start_emulator(tmp_path_factory.mktemp("code409"), "--accepted-code-409", "1") as emu:
+        account = new_account(emu)
+        assert account.login(emu.apple_id, emu.password) is AuthState.NEEDS_2FA
+        with pytest.raises(Needs2FA):
+            account.submit_2fa("000000")
+        emu.reset_stats()
+        assert account.submit_2fa(emu.code) is AuthState.SIGNED_IN
+        assert emu.stats()["requests"].get("/appleauth/auth/verify/trusteddevice/securitycode") == 1

@@ -24,6 +24,11 @@ test: install
 	$(VENV)/bin/ruff format --check icloudfs tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+	# again against an Advanced Data Protection account (every Drive call needs PCS cookies):
+	# the suites that sign in and use Drive
+	ICLOUDFS_TEST_EMULATOR=adp $(VENV)/bin/pytest -q tests/icloud tests/emulator tests/cli \
+		tests/fuse/test_icloud.py tests/reliability/test_offline.py tests/reliability/test_trust_revoked.py \
+		tests/ops/test_daemon.py
 
 # The man page, from the argparse parser (never by hand): install it with
 #   install -Dm644 build/icloudfs.1 ~/.local/share/man/man1/icloudfs.1

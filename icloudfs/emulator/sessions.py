@@ -97,6 +97,11 @@ class Sessions:
         """Whether any of these is a live trust token."""
         return any((t := self._store.get_token(TRUST, str(raw))) is not None and t.alive() for raw in tokens)
 
+    def trust_left(self, trust_token: str | None) -> float:
+        """Seconds the trust token has left (0 when unknown or dead)."""
+        token = self._store.get_token(TRUST, trust_token)
+        return max(0.0, token.expires - time.time()) if token is not None else 0.0
+
     def login(self, session_token: str | None, trust_token: str | None) -> Token | None:
         """``accountLogin``: a web session for a live session token, or an expired one renewed by trust."""
         token = self._store.get_token(SESSION, session_token)

@@ -14,6 +14,7 @@ as "Unable to request PCS access!".
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from starlette.requests import Request
@@ -26,6 +27,7 @@ from icloudfs.emulator.responses import json_response, read_json, session_expire
 from icloudfs.emulator.routing import Routes
 
 router = Routes("/setup/ws/1")
+TRUST_COOKIE = "X-APPLE-WEBAUTH-HSA-TRUST"
 _COOKIE_AGE = 60 * 86400
 # The PCS cookies each app's grant carries; rclone reads these names after a "success"
 # (backend/iclouddrive/api/session.go pcsServices) and gives up when they are missing.
@@ -59,6 +61,9 @@ async def account_login(request: Request) -> Response:
         response, "X-APPLE-WEBAUTH-VALIDATE", f"v=1:t={emulator.sessions.validate_value(web)}", _COOKIE_AGE
     )
     _set_cookie(response, "X-APPLE-WEBAUTH-USER", f"v=1:s=0:d={emulator.dsid}", _COOKIE_AGE)
+    trust_left = int(emulator.sessions.trust_left(body.get("trustToken")))
+    if trust_left:  # the browser's trust, lasting as long as the trust token behind it
+        _set_cookie(response, TRUST_COOKIE, secrets.token_urlsafe(24), trust_left)
     return response
 
 

@@ -74,6 +74,7 @@ T = TypeVar("T")
 #: Apple does not publish how long a trusted web session lasts; pyicloud's users
 #: report about two months. Used only for the "days left" estimate.
 TRUST_DAYS = 60
+TRUST_COOKIE = "X-APPLE-WEBAUTH-HSA-TRUST"  # the browser's trust; its expiry is the trust's end
 
 CONSENT_RECHECK_S = 5.0  # how often a sign-in waiting for a device's Allow looks again
 RESUME_RETRY_S = 5.0  # how often a mount started offline tries to sign in
@@ -473,6 +474,12 @@ class Account:
         return data if isinstance(data, dict) else {}
 
     def _trust_days_left(self) -> int | None:
+        """Days until a new code is needed: from the trust cookie's expiry when the session
+        holds one, else ``TRUST_DAYS`` from the last code (about two months at Apple)."""
+        api = self._api
+        ends = None if api is None else _cookie_expiry(api, TRUST_COOKIE)
+        if ends is not None:
+            return max(0, int((ends - time.time()) // 86400))
         trusted_at = self._read_trust().get("trusted_at")
         if not isinstance(trusted_at, int | float):
             return None
@@ -546,6 +553,11 @@ def _sign_in(api: PyiCloudService, force: bool) -> None:
         log.warning("Apple's two-factor push bridge could not be reached (%s); signing in without it", error)
         setattr(api, "_supports_trusted_device_bridge", lambda: False)  # noqa: B010 (pyicloud private)
         api.authenticate(force_refresh=force)
+
+
+def _cookie_expiry(api: PyiCloudService, name: str) -> float | None:
+    expiries = [c.expires for c in api.session.cookies if c.name == name and c.expires is not None]
+    return float(max(expiries)) if expiries else None
 
 
 def _status_of(error: BaseException) -> int | None:

@@ -135,3 +135,13 @@ def test_a_right_code_answered_409_still_signs_in(tmp_path_factory: pytest.TempP
         emu.reset_stats()
         assert account.submit_2fa(emu.code) is AuthState.SIGNED_IN
         assert emu.stats()["requests"].get("/appleauth/auth/verify/trusteddevice/securitycode") == 1
+
+
+def test_trust_days_come_from_the_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 21: "trusted 60 more days" was a constant; the trust's own end is in the session
+    (the X-APPLE-WEBAUTH-HSA-TRUST cookie accountLogin sets while the trust token lives)."""
+    with start_emulator(tmp_path_factory.mktemp("trust10"), "--trust-days", "10") as emu:
+        account = new_account(emu)
+        account.login(emu.apple_id, emu.password)
+        assert account.submit_2fa(emu.code) is AuthState.SIGNED_IN
+        assert account.info()["trust_days_left"] in (9, 10)

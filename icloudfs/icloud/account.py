@@ -16,6 +16,10 @@ long-running mount needs around it:
   looks again when next used, at most every ``CONSENT_RECHECK_S``); PCS cookies that expire are
   asked for again (``renew_pcs``). Only with web access off is it ``web_access_off``
   (``WebAccessBlocked``).
+- a mount started while iCloud does not answer comes up from the saved session and signs in
+  when a call finds iCloud again; ``reachability`` says since when it has not answered;
+- the session files on disk survive kill -9 and say how long the trust lasts
+  (``session_files.py``);
 - every HTTP call of its sessions is timed and counted (``metrics``, shown at
   ``/metrics``), below pyicloud, in the transport adapter.
 
@@ -25,11 +29,7 @@ generation counter so that 64 threads seeing the same 421 renew once.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -46,8 +46,6 @@ from pyicloud.exceptions import (
     PyiCloudFailedLoginException,
 )
 from pyicloud.services.drive import DriveService
-from requests import PreparedRequest, Response
-from requests.adapters import HTTPAdapter
 
 from icloudfs.errors import (
     AccountLocked,
@@ -65,16 +63,13 @@ from icloudfs.icloud.backoff import SignInBackoff
 from icloudfs.icloud.endpoint import service_class
 from icloudfs.icloud.passwords import PasswordStore, check_password, keyring_info
 from icloudfs.icloud.reachability import Reachability
+from icloudfs.icloud.session_files import SessionFiles, TimeoutAdapter, save_only_changes
 from icloudfs.metrics import HttpMetrics
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Apple does not publish how long a trusted web session lasts; pyicloud's users
-#: report about two months. Used only for the "days left" estimate.
-TRUST_DAYS = 60
-TRUST_COOKIE = "X-APPLE-WEBAUTH-HSA-TRUST"  # the browser's trust; its expiry is the trust's end
 
 CONSENT_RECHECK_S = 5.0  # how often a sign-in waiting for a device's Allow looks again
 RESUME_RETRY_S = 5.0  # how often a mount started offline tries to sign in
@@ -112,6 +107,7 @@ class Account:
         self.request_timeout = request_timeout
         self.metrics = metrics or HttpMetrics()  # every HTTP call of every session made here
         self._session_dir = session_dir
+        self._files = SessionFiles(session_dir)
         self._service_cls = service_class(endpoint or None)
         self._verify: bool | str = ca_file or True
         self._passwords = passwords or PasswordStore()
@@ -151,7 +147,7 @@ class Account:
         return {
             "apple_id": self.apple_id or None,
             "auth_state": self.state.value,
-            "trust_days_left": self._trust_days_left(),
+            "trust_days_left": self._files.trust_days_left(self.apple_id, self._api),
             "keyring_backend": keyring.backend,
             "keyring_plaintext": keyring.plaintext,
             "password_stored": stored,
@@ -168,7 +164,10 @@ class Account:
             if not self.apple_id:
                 return self._set(AuthState.SIGNED_OUT)
             self._password = self._passwords.get(self.apple_id)
-            self._repair_session_files()
+            if self._files.repair(self.apple_id):
+                log.warning(
+                    "the saved iCloud session was damaged (killed while writing?); using the last good copy"
+                )
             api = self._new_api(self._password)
             try:
                 return self._authenticate(api, force=False)
@@ -221,8 +220,7 @@ class Account:
                 except PyiCloudException as error:
                     log.warning("remote logout failed (local session cleared anyway): %s", error)
                     api.session.clear_persistence(remove_files=True)
-            self._trust_file.unlink(missing_ok=True)
-            shutil.rmtree(self._good_dir, ignore_errors=True)
+            self._files.forget(self.apple_id)
             if forget_password and self.apple_id:
                 self._passwords.delete(self.apple_id)
             self._api = self._drive = None
@@ -314,11 +312,11 @@ class Account:
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would silently override an explicit CA file.
             api.session.trust_env = False
         # pyicloud sets no timeout, so a black-holed connection would hang a FUSE call forever.
-        adapter = _TimeoutAdapter(self.request_timeout, pool_maxsize=32)
+        adapter = TimeoutAdapter(self.request_timeout, pool_maxsize=32)
         api.session.mount("https://", adapter)
         api.session.mount("http://", adapter)
         self.metrics.instrument(api.session)
-        _save_only_changes(api.session)
+        save_only_changes(api.session)
         return api
 
     def _authenticate(self, api: PyiCloudService, *, force: bool) -> AuthState:
@@ -346,8 +344,8 @@ class Account:
             self._passwords.set(self.apple_id, self._password)
         self._backoff.clear()
         self._generation += 1
-        self._save_trust_time(api)
-        self._keep_good_copy(api)
+        self._files.save_trust_time(self.apple_id, api)
+        self._files.keep_good_copy(self.apple_id, api)
         return self._set(AuthState.SIGNED_IN)
 
     def _web_access_closed(self, api: PyiCloudService, error: ConsentPending | WebAccessBlocked) -> AuthState:
@@ -423,118 +421,6 @@ class Account:
             self.last_error = error
         return state
 
-    # -- surviving kill -9 ----------------------------------------------------------------
-
-    @property
-    def _good_dir(self) -> Path:
-        return self._session_dir / f"{_slug(self.apple_id)}.last-good"
-
-    def _keep_good_copy(self, api: PyiCloudService) -> None:
-        """pyicloud rewrites its session files in place when they change, so a kill at the wrong
-        moment can truncate them and lose the trust token (and with it, a new 2FA code is due).
-        Keep an atomic copy of the files as they were after the last good sign-in."""
-        self._good_dir.mkdir(mode=0o700, exist_ok=True)
-        for name in (api.session.session_path, api.session.cookiejar_path):
-            source = Path(name)
-            if source.exists():
-                temporary = self._good_dir / f"{source.name}.tmp"
-                shutil.copyfile(source, temporary)
-                os.replace(temporary, self._good_dir / source.name)
-
-    def _repair_session_files(self) -> None:
-        """Before pyicloud reads them: bring back the last good copies if the session is damaged."""
-        session = self._session_dir / f"{_slug(self.apple_id)}.session"
-        if _readable_json(session) or not _readable_json(self._good_dir / session.name):
-            return
-        log.warning("the saved iCloud session was damaged (killed while writing?); using the last good copy")
-        for good in self._good_dir.glob(f"{_slug(self.apple_id)}.*"):
-            if good.suffix != ".tmp":
-                shutil.copyfile(good, self._session_dir / good.name)
-
-    # -- trust bookkeeping (for the "days left" warning) ----------------------------------
-
-    @property
-    def _trust_file(self) -> Path:
-        return self._session_dir / f"{_slug(self.apple_id)}.icloudfs-trust.json"
-
-    def _save_trust_time(self, api: PyiCloudService) -> None:
-        token = api.session.data.get("trust_token")
-        if not token:
-            return
-        known = self._read_trust()
-        if known.get("token_prefix") != token[:16]:
-            known = {"token_prefix": token[:16], "trusted_at": time.time()}
-            self._trust_file.write_text(json.dumps(known))
-
-    def _read_trust(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self._trust_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def _trust_days_left(self) -> int | None:
-        """Days until a new code is needed: from the trust cookie's expiry when the session
-        holds one, else ``TRUST_DAYS`` from the last code (about two months at Apple)."""
-        api = self._api
-        ends = None if api is None else _cookie_expiry(api, TRUST_COOKIE)
-        if ends is not None:
-            return max(0, int((ends - time.time()) // 86400))
-        trusted_at = self._read_trust().get("trusted_at")
-        if not isinstance(trusted_at, int | float):
-            return None
-        return max(0, TRUST_DAYS - int((time.time() - trusted_at) // 86400))
-
-
-class _TimeoutAdapter(HTTPAdapter):
-    """An HTTPAdapter that applies a default timeout to requests made without one."""
-
-    def __init__(self, timeout: float, **kwargs: Any) -> None:
-        self._timeout = timeout
-        super().__init__(**kwargs)
-
-    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
-
-
-def _save_only_changes(session: Any) -> None:
-    """pyicloud rewrites its session and cookie files after every request, in place: two file
-    writes per call, about a third of an upload worker's time for small files, and 16 threads
-    rewriting the same files at once. Save only when the session data or a cookie changed, one
-    thread at a time (what is saved is exactly what pyicloud would save)."""
-    save: Callable[[], None] = session._save_session_data
-    lock = threading.Lock()
-    saved: list[object] = [None]
-
-    def save_if_changed() -> None:
-        try:
-            state: object = (
-                json.dumps(session.data, sort_keys=True, default=str),
-                sorted((c.domain, c.path, c.name, c.value or "", c.expires or 0) for c in session.cookies),
-            )
-        except RuntimeError:  # a cookie was set while we looked: save to be sure
-            state = object()
-        with lock:
-            if state != saved[0]:
-                save()
-                saved[0] = state
-
-    session._save_session_data = save_if_changed
-
-
-def _slug(apple_id: str) -> str:
-    """The file-name stem pyicloud uses for an Apple ID's session files."""
-    return "".join(c for c in apple_id if re.match(r"\w", c))
-
-
-def _readable_json(path: Path) -> bool:
-    try:
-        return isinstance(json.loads(path.read_text()), dict)
-    except (OSError, ValueError):
-        return False
-
 
 def _sign_in(api: PyiCloudService, force: bool) -> None:
     """``api.authenticate``; again without Apple's two-factor push bridge if it cannot be reached.
@@ -553,11 +439,6 @@ def _sign_in(api: PyiCloudService, force: bool) -> None:
         log.warning("Apple's two-factor push bridge could not be reached (%s); signing in without it", error)
         setattr(api, "_supports_trusted_device_bridge", lambda: False)  # noqa: B010 (pyicloud private)
         api.authenticate(force_refresh=force)
-
-
-def _cookie_expiry(api: PyiCloudService, name: str) -> float | None:
-    expiries = [c.expires for c in api.session.cookies if c.name == name and c.expires is not None]
-    return float(max(expiries)) if expiries else None
 
 
 def _status_of(error: BaseException) -> int | None:

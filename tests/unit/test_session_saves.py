@@ -6,7 +6,7 @@ from typing import Any
 
 from requests.cookies import RequestsCookieJar
 
-from icloudfs.icloud.account import _save_only_changes
+from icloudfs.icloud.session_files import save_only_changes
 
 
 class _Session:
@@ -23,7 +23,7 @@ class _Session:
 
 def test_saves_only_when_the_session_or_a_cookie_changed() -> None:
     session = _Session()
-    _save_only_changes(session)
+    save_only_changes(session)
     for _ in range(5):
         session._save_session_data()
     assert session.saves == 1

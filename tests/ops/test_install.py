@@ -58,9 +58,10 @@ def _entry_points(wheel: Path) -> list[str]:
 def test_the_installed_command_signs_in_and_mounts_from_anywhere(
     wheel: Path, emulator: Emulator, env: dict[str, str], remote: Remote, tmp_path: Path
 ) -> None:
+    env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # nothing of the checkout leaks in
     venv = tmp_path / "venv"  # what pipx makes: a venv of its own, the script linked onto PATH
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=600)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=600, env=env)
     icloudfs = str(venv / "bin" / "icloudfs")
     here = tmp_path / "checkout"
     (here / "icloudfs").mkdir(parents=True)  # a folder of that name where the user stands

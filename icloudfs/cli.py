@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_control(commands)
     register_ops(commands, common)
     ops_logging.add_options(parser)
+    parser.set_defaults(parser=parser)  # commands that describe the whole CLI (completion) get it
     return parser
 
 

@@ -53,9 +53,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _completion(args: argparse.Namespace) -> int:
-    from icloudfs.cli import build_parser  # the whole tree, this command included
-
-    print(shtab.complete(_paths_complete(build_parser()), shell=args.shell), end="")
+    parser: argparse.ArgumentParser = args.parser  # the whole tree (set by ``cli.build_parser``)
+    print(shtab.complete(_paths_complete(parser), shell=args.shell), end="")
     return 0
 
 

@@ -56,19 +56,20 @@ class Emulator:
     def open(cls, config: EmulatorConfig) -> Emulator:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(config.data_dir)
-        secret = store.get_value("secret")
-        if not secret:
-            secret = secrets.token_hex(32)
-            store.set_value("secret", secret)
+        stored = store.get_value("secret")
+        if not stored:
+            stored = secrets.token_hex(32)
+            store.set_value("secret", stored)
+        secret = bytes.fromhex(stored)
         dsid = str(int(hashlib.sha256(config.apple_id.lower().encode()).hexdigest(), 16) % 10**11)
         return cls(
             config=config,
             store=store,
             faults=Faults(config.latency_ms, config.bandwidth_mbps),
-            sessions=Sessions(store, config),
+            sessions=Sessions(store, config, secret),
             srp=SrpServer(),
             stats=Stats(),
-            secret=bytes.fromhex(secret),
+            secret=secret,
             dsid=dsid,
             bridge=BridgeHub(config.code),
         )

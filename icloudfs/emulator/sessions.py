@@ -43,9 +43,10 @@ class Attempt:
 class Sessions:
     """Issues and checks every token of the sign-in chain."""
 
-    def __init__(self, store: Store, config: EmulatorConfig) -> None:
+    def __init__(self, store: Store, config: EmulatorConfig, secret: bytes) -> None:
         self._store = store
         self._config = config
+        self._secret = secret  # the emulator's signing key (``Emulator.secret``)
         self._attempts: dict[str, Attempt] = {}
         self._lock = threading.Lock()
 
@@ -173,8 +174,7 @@ class Sessions:
         return f"{issued}:{self._pcs_mac(web, issued)}"
 
     def _pcs_mac(self, web: Token, issued: str) -> str:
-        key = (self._store.get_value("secret") or "").encode()
-        return hmac.new(key, f"pcs:{web.token}:{issued}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._secret, f"pcs:{web.token}:{issued}".encode(), hashlib.sha256).hexdigest()
 
     def expire_pcs(self) -> None:
         """Every PCS grant made so far ends now (its cookies no longer open Drive: 423)."""

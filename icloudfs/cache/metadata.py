@@ -380,12 +380,11 @@ class MetadataCache:
             return listing
         with self._lock:
             self.misses += 1
+        # a revalidation, with the cached listing to fall back on: one attempt will do
+        patience = impatient() if listing is not None else contextlib.nullcontext()
         try:
-            if listing is None:
+            with patience:
                 fetched = self._fetch([folder.id])[0]
-            else:  # a revalidation: with the cached listing to fall back on, one attempt will do
-                with impatient():
-                    fetched = self._fetch([folder.id])[0]
         except _OFFLINE_ERRORS as error:
             if listing is None:
                 raise

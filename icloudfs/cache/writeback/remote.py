@@ -90,16 +90,10 @@ class RemoteNamespace:
                 return item if item.name == name else self._call(self._drive.rename, item, path, name)
             if item.name == name:
                 return self._call(self._drive.move, item, path, dst_parent)
-            try:
-                moved: Item | None = self._call(self._drive.move, item, path, dst_parent)
-            except AlreadyExists:
-                moved = None  # its name is taken there
+            moved = _unless_taken(lambda: self._call(self._drive.move, item, path, dst_parent))
             if moved is not None:
                 return self._drive.rename(moved, name)
-            try:
-                renamed: Item | None = self._call(self._drive.rename, item, path, name)
-            except AlreadyExists:
-                renamed = None  # and the new name here
+            renamed = _unless_taken(lambda: self._call(self._drive.rename, item, path, name))
             if renamed is not None:
                 return self._drive.move(renamed, dst_parent)
             hidden = self._call(self._drive.rename, item, path, f"{ASIDE_MARK}{uuid.uuid4().hex}")
@@ -127,3 +121,11 @@ class RemoteNamespace:
 def aside_name(name: str, why: str = "") -> str:
     """The name an item takes while it is set aside: hidden, and marked as ours."""
     return f".{name}{ASIDE_MARK}{why}{uuid.uuid4().hex[:8]}"
+
+
+def _unless_taken(call: Callable[[], Item]) -> Item | None:
+    """The call's item, or None where iCloud says the name it needs is taken."""
+    try:
+        return call()
+    except AlreadyExists:
+        return None

@@ -41,6 +41,7 @@ from icloudfs.fuse.mount import (
     Mount,
     MountError,
     MountOptions,
+    is_live,
     is_mounted,
     run_mount,
     unmount,
@@ -284,7 +285,7 @@ def daemonize(argv: Sequence[str], mountpoint: Path, log_file: Path | None = Non
         )
     deadline = time.monotonic() + MOUNT_TIMEOUT_S
     while time.monotonic() < deadline:
-        if os.path.ismount(mountpoint):
+        if is_live(mountpoint):
             print(f"Mounted on {mountpoint} (pid {child.pid}, log {log_path})")
             return 0
         if child.poll() is not None:

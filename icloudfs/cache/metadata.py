@@ -28,6 +28,10 @@ Listings are kept in SQLite in the cache folder, with the wall-clock time they
 were fetched: after a restart a listing still within its TTL is used as is, and
 when the drive is unreachable any known listing is served, however old.
 
+Whoever shows these listings (the kernel, through the filesystem) is told which names changed
+without being asked (``on_change``): a fetch that finds another device's change, and a change
+this mount's background work made (an upload stored, a change replayed).
+
 Locks: ``_lock`` guards the in-memory state and counters; ``_db_lock`` guards
 the SQLite connection. They are never held together, and no drive call is made
 while holding either.
@@ -84,6 +88,22 @@ def _no_overlay(folder_id: str, children: dict[str, Item]) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Changed:
+    """Names in a folder whose entry changed: added, removed, renamed or replaced."""
+
+    folder_id: str
+    names: tuple[str, ...]  # as shown locally (``names.to_local``)
+    # Found rather than made: a fetch found another device's change, or an upload found the
+    # name taken (a conflict). Whoever showed the old entry cannot know, and file bytes they
+    # hold are stale too. Else made by this mount (``put``/``remove``).
+    found: bool
+
+
+def _no_watcher(change: Changed) -> None:
+    return None
+
+
 def name_key(item: Item) -> str:
     return names.key(names.to_local(item.name))
 
@@ -115,6 +135,7 @@ class MetadataCache:
     ) -> None:
         self._drive = drive
         self.overlay: Overlay = _no_overlay  # set by the write-back (its change log)
+        self.on_change: Callable[[Changed], None] = _no_watcher  # set by the filesystem
         self._aliases: dict[str, str] = {}  # a made folder's placeholder id -> its real id
         self.ttl = ttl
         self.negative_ttl = negative_ttl
@@ -242,9 +263,18 @@ class MetadataCache:
             if racing is not None:
                 racing.append((key, item, put))
             listing = self._cached(parent_id)
-            if listing is not None and _apply(listing.children, key, item, put=put):
+            changed = listing is not None and _apply(listing.children, key, item, put=put)
+            if listing is not None and changed:
                 listing.folders = None
                 self._dirty[parent_id] = listing
+        if changed:
+            self.on_change(Changed(parent_id, (names.to_local(item.name),), found=False))
+
+    def found_changed(self, parent_id: str, names_: Sequence[str]) -> None:
+        """These names show something else now (a conflict: the name is the other device's
+        version): fetch the folder again on next use, and say so (``on_change``)."""
+        self.invalidate(parent_id)
+        self.on_change(Changed(parent_id, tuple(names_), found=True))
 
     def created_folder(self, parent_id: str, folder: Item) -> None:
         """A folder made here: known to be empty, so looking inside needs no request."""
@@ -493,21 +523,35 @@ class MetadataCache:
         conflict copy. Keeping the older listing instead would lose what other devices changed
         and, while uploads go on finishing, make every lookup of a new name fetch again."""
         folder_id = listing.folder.id
+        before = self._load_row(folder_id) if fetched and not self._in_memory(folder_id) else None
         with self._lock:
             for key, item, put in self._racing.pop(folder_id, []) if fetched else []:
                 _apply(listing.children, key, item, put=put)
             self.overlay(folder_id, listing.children)
+            if fetched:
+                before = self._cached(folder_id) or before
             with contextlib.suppress(ValueError):  # larger than the cache: serve, don't keep
                 self._cache[folder_id] = listing
             self._dirty[folder_id] = listing
+        if before is not None:
+            differ = _differ(before.children, listing.children)
+            if differ:
+                self.on_change(Changed(folder_id, differ, found=True))
         return listing
 
-    def _load(self, folder_id: str) -> _Listing | None:
+    def _in_memory(self, folder_id: str) -> bool:
+        with self._lock:
+            return self._cached(folder_id) is not None
+
+    def _load_row(self, folder_id: str) -> _Listing | None:
         with self._db_lock:
             row = self._db.execute("SELECT data FROM folders WHERE id = ?", (folder_id,)).fetchone()
-        if row is None:
+        return None if row is None else _listing_from(row[0])
+
+    def _load(self, folder_id: str) -> _Listing | None:
+        listing = self._load_row(folder_id)
+        if listing is None:
             return None
-        listing = _listing_from(row[0])
         with self._lock:
             self.overlay(folder_id, listing.children)  # kept before a change was, or after it was made
             with contextlib.suppress(ValueError):
@@ -537,6 +581,27 @@ def _apply(children: dict[str, Item], key: str, item: Item, *, put: bool) -> boo
         return False
     del children[key]
     return True
+
+
+def _differ(before: dict[str, Item], after: dict[str, Item]) -> tuple[str, ...]:
+    """The local names whose entry is not the same in both: a file with any attribute changed,
+    a folder that is another one or renamed (not one whose contents changed: that is its own
+    listing's news, and forgetting the folder would drop all the kernel knows below it)."""
+    found: set[str] = set()
+    for key in before.keys() | after.keys():
+        old, new = before.get(key), after.get(key)
+        if old != new and not _same_folder(old, new):
+            found.update(names.to_local(i.name) for i in (old, new) if i is not None)
+    return tuple(sorted(found))
+
+
+def _same_folder(old: Item | None, new: Item | None) -> bool:
+    return (
+        old is not None
+        and new is not None
+        and old.is_folder
+        and (old.id, old.name, old.kind) == (new.id, new.name, new.kind)
+    )
 
 
 def _from_listing(listing: Listing) -> _Listing:

@@ -28,7 +28,7 @@ from typing import Any
 
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.lock import CacheLock
-from icloudfs.cache.metadata import MetadataCache
+from icloudfs.cache.metadata import Changed, MetadataCache
 from icloudfs.cache.prefetch import Reader
 from icloudfs.cache.writeback import WriteBack
 from icloudfs.drive import names
@@ -39,6 +39,7 @@ from icloudfs.fs.attrs import Attributes
 from icloudfs.fs.errors import InvalidRequest, NotAFolder, Unsupported
 from icloudfs.fs.files import Files
 from icloudfs.fs.handles import FolderHandle, HandleTable
+from icloudfs.fs.kernel import KernelCache, NoKernel, answering
 from icloudfs.fs.namespace import Namespace
 from icloudfs.fs.tree import NAME_MAX, Tree
 from icloudfs.fs.unlinked import Unlinked
@@ -111,6 +112,8 @@ class Filesystem:
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
         self.mountpoint = ""  # set by whoever mounts it; shown by the control plane
+        self.kernel: KernelCache = NoKernel()  # set by whoever mounts it
+        self.meta.on_change = self._changed
         self.since = datetime.now(UTC)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -149,6 +152,18 @@ class Filesystem:
     @property
     def top(self) -> Item:
         return self.tree.top
+
+    def _changed(self, change: Changed) -> None:
+        """A listing changed: tell the kernel, unless it made the change itself (see ``kernel``)."""
+        if answering.get() and not change.found:
+            return
+        try:
+            top = self.top
+        except RuntimeError:  # not started: the kernel holds nothing yet
+            return
+        path = self.meta.path_of(change.folder_id, top.id)
+        if path is not None:  # else outside the mounted folder, or never shown
+            self.kernel.forget(path, change.names, contents=change.found)
 
     # -- attributes and listings --------------------------------------------------------------
 

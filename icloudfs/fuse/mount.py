@@ -38,6 +38,7 @@ from icloudfs.drive.protocol import Drive
 from icloudfs.errors import IcloudfsError
 from icloudfs.fs.core import Filesystem
 from icloudfs.fuse.binding import Fuse
+from icloudfs.fuse.notify import Forgetter
 from icloudfs.fuse.operations import Operations
 from icloudfs.metrics import FuseMetrics
 
@@ -94,7 +95,14 @@ class Mount:
         )
         self.filesystem.mountpoint = str(options.mountpoint)
         self.metrics = FuseMetrics()
-        self._operations = Operations(self.filesystem, self.metrics, writeback_cache=options.writeback_cache)
+        self.forgetter = Forgetter(str(options.mountpoint))
+        self._operations = Operations(
+            self.filesystem,
+            self.metrics,
+            kernel_ttl=options.metadata_ttl,
+            writeback_cache=options.writeback_cache,
+            forgetter=self.forgetter,
+        )
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.left_pending = 0  # uploads still journaled when ``stop`` returned
@@ -122,6 +130,7 @@ class Mount:
         """Drain uploads, unmount, stop; True when no upload was left pending."""
         timeout = self.options.drain_timeout if drain_timeout is None else drain_timeout
         drained = self.filesystem.drain(timeout, _progress_logger())
+        self.forgetter.close()
         if self.alive:
             try:
                 unmount(self.options.mountpoint)
@@ -203,6 +212,17 @@ def unmount(mountpoint: Path | str, *, force: bool = False) -> None:
         raise MountError(result.stderr.strip() or f"{' '.join(command)} failed")
 
 
+def is_live(mountpoint: Path) -> bool:
+    """Mounted and answering. ``os.path.ismount`` alone is fooled by a dead mount whose root
+    the kernel still holds (its ``stat`` is answered from the cache for the metadata TTL);
+    ``statfs`` always reaches the daemon."""
+    try:
+        os.statvfs(mountpoint)
+    except OSError:
+        return False
+    return os.path.ismount(mountpoint)
+
+
 def is_mounted(mountpoint: Path) -> bool:
     """Whether anything is mounted on ``mountpoint``, a dead FUSE mount included (which
     ``os.path.ismount`` cannot see: its ``stat`` fails)."""
@@ -221,9 +241,11 @@ def _unescape(field: str) -> str:
 
 
 def _clear_dead_mount(mountpoint: Path) -> None:
-    """A crashed mount leaves "Transport endpoint is not connected" behind: detach it."""
+    """A crashed mount leaves "Transport endpoint is not connected" behind: detach it. (Asked
+    with ``statfs``, which always reaches the daemon: the kernel answers a ``stat`` from what
+    it holds, for as long as the metadata TTL, even after the daemon died.)"""
     try:
-        os.stat(mountpoint)
+        os.statvfs(mountpoint)
     except OSError as error:
         if error.errno != errno.ENOTCONN:
             raise MountError(f"{mountpoint}: {error.strerror}") from None

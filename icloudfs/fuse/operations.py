@@ -6,9 +6,10 @@ with the path) and raises it to mfusepy. Beware: mfusepy registers any attribute
 operation (``lock``, ``flush``, ``ioctl``...), so helpers here start with ``_``.
 
 ``init_with_config`` sets what the measurements showed to matter: kernel page
-cache kept across opens unless size/mtime changed (``auto_cache``), non-zero
-attribute/entry timeouts (``ls -l`` otherwise costs five times the calls),
-and room for 64 background requests so read-ahead runs in parallel.
+cache kept across opens unless size/mtime changed (``auto_cache``); attribute and
+entry timeouts as long as the metadata TTL, so warm walks and ``git status`` are the
+kernel's alone (``notify`` makes it forget what changed meanwhile); and room for 64
+background requests so read-ahead runs in parallel.
 
 ``hard_remove`` stays off: with it libfuse forgets a file unlinked while open,
 and ``fstat`` on its descriptor fails with ESTALE (the kernel asks by inode,
@@ -43,6 +44,8 @@ import mfusepy
 
 from icloudfs.fs import errno_map
 from icloudfs.fs.core import Filesystem
+from icloudfs.fs.kernel import answering
+from icloudfs.fuse.notify import Forgetter
 from icloudfs.metrics import FuseMetrics
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ def _op(
     @functools.wraps(method)
     def run(self: Operations, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         started = time.perf_counter()
+        token = answering.set(True)
         try:
             result = method(self, *args, **kwargs)
         except Exception as error:
@@ -70,6 +74,8 @@ def _op(
             code_name = errno.errorcode.get(code, str(code))
             self._metrics.observe(name, elapsed, code_name)
             raise mfusepy.FuseOSError(code) from None
+        finally:
+            answering.reset(token)
         self._metrics.observe(name, time.perf_counter() - started)
         return result
 
@@ -88,8 +94,10 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
         *,
         kernel_ttl: float = 1.0,
         writeback_cache: bool = False,
+        forgetter: Forgetter | None = None,
     ) -> None:
         self._fs = fs
+        self._forgetter = forgetter
         self._metrics = metrics
         self._kernel_ttl = kernel_ttl
         self._writeback_cache = writeback_cache
@@ -108,6 +116,9 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
         conn.max_readahead = 1 << 20
         conn.max_background = 64
         conn.congestion_threshold = 48
+        if self._forgetter is not None:
+            self._forgetter.attach()
+            self._fs.kernel = self._forgetter
         self._initialized.set()
 
     @_op

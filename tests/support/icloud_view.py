@@ -68,6 +68,14 @@ class EmulatorView(ICloudDrive):
             return False
         return True
 
+    def remove(self, path: str) -> None:
+        """Delete as another device would (through pyicloud: to the trash)."""
+        self._node(path).delete()
+
+    def rename_at(self, path: str, new_name: str) -> None:
+        """Rename as another device would (through pyicloud)."""
+        self._node(path).rename(new_name)
+
     def add_folder(self, path: str) -> Item:
         """``mkdir -p`` as another device would (through pyicloud)."""
         node = self._node("")

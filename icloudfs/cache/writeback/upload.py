@@ -198,6 +198,8 @@ class Uploader:
         self._meta.put(job.parent_id, stored)
         if before is not None and before.id != stored.id and not conflict:
             self._meta.remove(job.parent_id, before)
+        if conflict:  # the name is the other device's version now
+            self._meta.found_changed(job.parent_id, [job.name])
         if conflict:
             self._meta.invalidate(job.parent_id)
         if node.dirty:  # written again during the upload

@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="append",
         default=[],
         metavar="SPEC",
-        help="demo | tree:FILES:FOLDERS[:BYTES] | file:NAME:BYTES; repeatable, each applied once per DIR",
+        help="demo | tree:FILES:FOLDERS[:BYTES] | file:NAME:BYTES | copy:PATH; repeatable, each applied once "
+        "per DIR",
     )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request (a WAN)")
     parser.add_argument("--bandwidth-mbps", type=float, default=0.0, help="total content cap, 0 = none")

@@ -5,7 +5,9 @@
   ``.pages`` package in the Pages library);
 * ``tree:FILES:FOLDERS[:BYTES]``: a synthetic tree under ``/tree-FILES-FOLDERS`` with
   FOLDERS folders (in a shallow fan-out) holding FILES files of BYTES bytes (default 1024);
-* ``file:NAME:BYTES``: one file ``/NAME`` of BYTES pattern bytes (streamed, so GiB files are cheap).
+* ``file:NAME:BYTES``: one file ``/NAME`` of BYTES pattern bytes (streamed, so GiB files are cheap);
+* ``copy:PATH``: the local folder PATH, copied under ``/`` with its name, files and mtimes (a git
+  checkout, for instance).
 
 ``tree_layout`` and ``write_pattern`` let a benchmark build the same files elsewhere.
 
@@ -163,10 +165,25 @@ def seed_file(store: Store, args: list[str]) -> None:
     store.add_file(root, name, Path(tmp), zone=root.zone)
 
 
+def seed_copy(store: Store, args: list[str]) -> None:
+    source = Path(":".join(args))
+    root = store.get(ROOT_ID)
+    assert root is not None
+    made = {source: _folder(store, root, source.name)}
+    for folder, subfolders, files in os.walk(source):
+        here = made[Path(folder)]
+        for name in sorted(subfolders):
+            made[Path(folder) / name] = _folder(store, here, name)
+        for name in sorted(files):
+            path = Path(folder) / name
+            _file(store, here, name, path.read_bytes(), path.stat().st_mtime)
+
+
 SEEDS: dict[str, Callable[[Store, list[str]], None]] = {
     "demo": seed_demo,
     "tree": seed_tree,
     "file": seed_file,
+    "copy": seed_copy,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 import zipfile
@@ -231,3 +232,18 @@ def test_a_commit_addressed_to_the_wrong_zone_is_412(api: PyiCloudService) -> No
         )
     assert caught.value.code == 412
     assert "Wrong zone.txt" not in _fresh(api, "Pages").dir()
+
+
+def test_a_copy_seed_brings_a_local_folder_byte_for_byte(tmp_path: Path) -> None:
+    source = tmp_path / "checkout"
+    (source / "src" / "deep").mkdir(parents=True)
+    (source / "README").write_bytes(b"read me")
+    (source / "src" / "deep" / "main.py").write_bytes(b"print('hi')\n")
+    os.utime(source / "README", (1_600_000_000, 1_600_000_000))
+    with start_emulator(tmp_path, "--seed", f"copy:{source}") as emulator:
+        root = _fresh(emulator.signed_in(tmp_path / "cookies"))
+        checkout = root["checkout"]
+        assert sorted(checkout.dir()) == ["README", "src"]
+        assert checkout["README"].open().content == b"read me"
+        assert checkout["README"].date_modified.timestamp() == 1_600_000_000
+        assert checkout["src"]["deep"]["main.py"].open().content == b"print('hi')\n"

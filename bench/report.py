@@ -22,7 +22,14 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "lsR_warm_s": ("`ls -lR` tree, warm", "s", False),
     "find_cold_s": ("`find -type f` tree, cold", "s", False),
     "find_warm_s": ("`find -type f` tree, warm", "s", False),
+    "du_warm_s": ("`du -s` tree, warm", "s", False),
     "rss_after_walk_MB": ("daemon RSS after the walk", "MB", False),
+    "big_find_cold_s": ("`find -type f` big tree, cold", "s", False),
+    "big_find_warm_s": ("`find -type f` big tree, warm", "s", False),
+    "rss_after_big_walk_MB": ("daemon RSS after the big walk", "MB", False),
+    "git_status_first_s": ("`git status`, first (index refreshed)", "s", False),
+    "git_status_warm_s": ("`git status`, warm", "s", False),
+    "git_status_touched_s": ("`git status`, one file touched", "s", False),
     "cp_small_returned_s": ("`cp -r` small files, returned", "s", False),
     "cp_small_stored_s": ("`cp -r` small files, stored", "s", False),
     "write_returned_MBps": ("big `cp`, until it returns", "MB/s", True),
@@ -132,6 +139,20 @@ def targets(profile: Profile, f: dict[str, dict[str, float]], full_tree: bool) -
     )
     add("upload ÷ link bandwidth", ratio(get("upload_MBps", "icloudfs"), profile.link_mb_s), 0.9)
     add("daemon RSS after the walk, MB", get("rss_after_walk_MB", "icloudfs"), 200, at_most=True)
+    for metric, what in (("find_warm_s", "warm `find -type f`"), ("lsR_warm_s", "warm `ls -lR`")):
+        add(f"{what} ÷ tmpfs", vs(metric, "tmpfs"), 3.0, at_most=True)
+        add(f"{what} ÷ rclone (cache full)", vs(metric, "rclone-full"), 0.5, at_most=True)
+    add("warm `git status` ÷ tmpfs", vs("git_status_warm_s", "tmpfs"), 3.0, at_most=True)
+    big = "" if full_tree else " (QUICK: smaller tree)"
+    add(
+        f"daemon RSS after the big walk, MB{big}", get("rss_after_big_walk_MB", "icloudfs"), 200, at_most=True
+    )
+    add(
+        f"cold `find` of the big tree ÷ rclone (cache full){big}",
+        vs("big_find_cold_s", "rclone-full"),
+        0.5,
+        True,
+    )
     return out
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
 from bench.contenders import Contender, IcloudfsMount, LocalDir, MemFs, RcloneMount
-from bench.procs import is_mounted, page_reclaimers, unmount
+from bench.procs import is_mounted, page_reclaimers, run, unmount
 from bench.scenarios import FULL, QUICK, SCENARIOS, Context, Sizes, disk_blocks, raw_link
 from bench.servers import PROFILES, EmulatorServer, Profile, WebdavServer
 from icloudfs.cache.content import BLOCK_SIZE
@@ -40,6 +40,8 @@ PLAN = {
     "sequential": READERS,
     "random": READERS,
     "tree": READERS,
+    "big-tree": ["icloudfs", "rclone-full", "tmpfs"],
+    "git": ["icloudfs", "rclone-full", "tmpfs"],
     "small-copy": WRITERS,
     "big-write": WRITERS,
 }
@@ -54,13 +56,34 @@ def prepare_local(src: Path, sizes: Sizes) -> None:
     src.mkdir(parents=True)
     write_pattern(src / "big.bin", "big.bin", sizes.big)
     write_pattern(src / "ttfb.bin", "ttfb.bin", sizes.ttfb)
-    top = src / sizes.tree
-    folders, files = tree_layout(sizes.tree_files, sizes.tree_folders)
+    write_tree(src / sizes.tree, sizes.tree_files, sizes.tree_folders, sizes.tree_bytes)
+    write_tree(src / sizes.big_tree, sizes.big_tree_files, sizes.big_tree_folders, sizes.tree_bytes)
+    prepare_repo(src / sizes.repo, sizes.repo_files)
+
+
+def write_tree(top: Path, files: int, folders: int, size: int) -> None:
+    """The emulator's ``tree`` seed, as local files."""
+    folder_paths, file_paths = tree_layout(files, folders)
     top.mkdir()
-    for folder in folders:
+    for folder in folder_paths:
         (top / folder).mkdir()
-    for path, label in files:
-        (top / path).write_bytes(_pattern(label, sizes.tree_bytes))
+    for path, label in file_paths:
+        (top / path).write_bytes(_pattern(label, size))
+
+
+def prepare_repo(repo: Path, files: int) -> None:
+    """A git checkout of ``files`` source files in ``files // 20`` folders, committed."""
+    folders, paths = tree_layout(files, max(1, files // 20))
+    for folder in folders:
+        (repo / "src" / folder).mkdir(parents=True)
+    for path, label in paths:
+        (repo / "src" / path).write_bytes(_pattern(label, 2048))
+    run(["git", "init", "-q"], cwd=repo)
+    run(["git", "add", "."], cwd=repo)
+    run(
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "files"],
+        cwd=repo,
+    )
 
 
 def prepare_blocks(big: Path, dest: Path) -> None:
@@ -183,6 +206,8 @@ def main() -> int:
             f"file:big.bin:{sizes.big}",
             f"file:ttfb.bin:{sizes.ttfb}",
             f"tree:{sizes.tree_files}:{sizes.tree_folders}:{sizes.tree_bytes}",
+            f"tree:{sizes.big_tree_files}:{sizes.big_tree_folders}:{sizes.tree_bytes}",
+            f"copy:{base / 'src' / sizes.repo}",
         ],
     )
     webdav = WebdavServer(base / "src", base / "logs")

@@ -31,14 +31,25 @@ class Sizes:
     small_bytes: int
     rand4k_ios: int
     rand256k_ios: int
+    repo_files: int  # the git checkout
+    big_tree_files: int
+    big_tree_folders: int
 
     @property
     def tree(self) -> str:
         return f"tree-{self.tree_files}-{self.tree_folders}"
 
+    @property
+    def big_tree(self) -> str:
+        return f"tree-{self.big_tree_files}-{self.big_tree_folders}"
 
-FULL = Sizes(1 << 30, 4 << 20, 10_000, 500, 1024, 1000, 4096, 200, 60)
-QUICK = Sizes(64 << 20, 4 << 20, 2_000, 100, 1024, 200, 4096, 30, 15)
+    @property
+    def repo(self) -> str:
+        return f"repo-{self.repo_files}"
+
+
+FULL = Sizes(1 << 30, 4 << 20, 10_000, 500, 1024, 1000, 4096, 200, 60, 2_000, 100_000, 2_000)
+QUICK = Sizes(64 << 20, 4 << 20, 2_000, 100, 1024, 200, 4096, 30, 15, 2_000, 20_000, 400)
 
 
 @dataclass
@@ -138,6 +149,7 @@ def tree_walk(c: Contender, ctx: Context) -> Figures:
         drop_caches()
         figures["find_cold_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
         figures["find_warm_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
+        figures["du_warm_s"] = timed(["du", "-s", str(tree)])
         found = _count_files(tree)
         if found != ctx.sizes.tree_files:
             raise RuntimeError(f"{c.name}: find saw {found} files, expected {ctx.sizes.tree_files}")
@@ -145,6 +157,42 @@ def tree_walk(c: Contender, ctx: Context) -> Figures:
         pid = c.pid()
         if pid is not None:
             figures["rss_after_walk_MB"] = rss_mb(pid)
+    finally:
+        c.stop()
+    return figures
+
+
+def big_tree_walk(c: Contender, ctx: Context) -> Figures:
+    """``find`` of the big tree, cold then warm, and what the daemon holds after it."""
+    tree = c.root / ctx.sizes.big_tree
+    figures: Figures = {}
+    c.start(fresh=True)
+    try:
+        drop_caches()
+        figures["big_find_cold_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
+        figures["big_find_warm_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
+        pid = c.pid()
+        if pid is not None:
+            figures["rss_after_big_walk_MB"] = rss_mb(pid)
+    finally:
+        c.stop()
+    return figures
+
+
+def git_status(c: Contender, ctx: Context) -> Figures:
+    """``git status`` in the checkout: first (git stats every file and reads each whose stat
+    differs from its index, then rewrites the index), warm, and after one file is touched."""
+    repo = c.root / ctx.sizes.repo
+    status = ["git", "-c", f"safe.directory={repo}", "-C", str(repo), "status", "--porcelain"]
+    figures: Figures = {}
+    c.start(fresh=True)
+    try:
+        drop_caches()
+        figures["git_status_first_s"] = timed(status)
+        figures["git_status_warm_s"] = min(timed(status) for _ in range(3))
+        first_file = next(p for p in sorted((repo / "src").rglob("*")) if p.is_file())
+        os.utime(first_file)
+        figures["git_status_touched_s"] = timed(status)
     finally:
         c.stop()
     return figures
@@ -237,6 +285,8 @@ SCENARIOS: dict[str, Scenario] = {
     "sequential": sequential,
     "random": random_reads,
     "tree": tree_walk,
+    "big-tree": big_tree_walk,
+    "git": git_status,
     "small-copy": small_copy,
     "big-write": big_write,
 }

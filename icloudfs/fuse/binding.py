@@ -1,10 +1,14 @@
-"""Seven corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
+"""Eight corrections to mfusepy 3.1.1's libfuse 3 glue, in one subclass of ``mfusepy.FUSE``.
 
 - ``readdir``: mfusepy fills entries without attributes and with flags 0, so
   ``ls -l`` costs a GETATTR per entry. When the kernel asks for READDIR_PLUS we
   fill every entry with its full ``stat`` and FUSE_FILL_DIR_PLUS; libfuse 3.14
   keeps those attributes only for non-zero offsets, so entry ``i`` carries
-  offset ``i + 1`` (which is also where the next call resumes).
+  offset ``i + 1`` (which is also where the next call resumes). A plain READDIR
+  (the kernel already holds the entries) gets the file type alone, which is all
+  libfuse sends. The ``stat`` is filled field by field (``_fill``): mfusepy's
+  generic ``set_st_attrs`` was the largest cost of a warm ``find`` (``getattr``
+  uses ``_fill`` too).
 - ``truncate`` and ``utimens``: mfusepy drops the file handle, so ``ftruncate``
   and ``futimens`` (which the kernel's writeback cache sends on close) would act
   by path, which may name another file by then (renamed or unlinked meanwhile).
@@ -44,15 +48,26 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
     def readdir_fuse_3(
         self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
     ) -> int:
-        fill_flags = FUSE_FILL_DIR_PLUS if flags & FUSE_READDIR_PLUS else 0
+        plus = bool(flags & FUSE_READDIR_PLUS)
+        fill_flags = FUSE_FILL_DIR_PLUS if plus else 0
         entries = self.operations.readdir_with_offset(self._decoded(path), offset, fip.contents.fh)
         st = mfusepy.c_stat()
+        pointer = ctypes.byref(st)
         for index, (name, attrs) in enumerate(entries, start=offset + 1):
-            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
-            mfusepy.set_st_attrs(st, attrs, use_ns=True)
+            if plus:
+                _fill(st, attrs)
+            else:
+                st.st_mode = attrs["st_mode"]
             encoded = name.encode(self.encoding, self.errors)
-            if filler(buf, encoded, ctypes.byref(st), index, fill_flags) != 0:
+            if filler(buf, encoded, pointer, index, fill_flags) != 0:
                 break
+        return 0
+
+    def getattr_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        fh = fip.contents.fh if fip else None
+        attrs = self.operations.getattr(self._decoded(path), fh)
+        ctypes.memset(buf, 0, ctypes.sizeof(mfusepy.c_stat))
+        _fill(buf.contents, attrs)
         return 0
 
     def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
@@ -90,6 +105,20 @@ class Fuse(mfusepy.FUSE):  # type: ignore[misc]
             old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
         )
         return result
+
+
+def _fill(st: Any, attrs: dict[str, Any]) -> None:
+    """``attrs`` (as ``fs.attrs`` makes them: times in ns) into a ``struct stat``."""
+    st.st_mode = attrs["st_mode"]
+    st.st_nlink = attrs["st_nlink"]
+    st.st_size = attrs["st_size"]
+    st.st_blocks = attrs["st_blocks"]
+    st.st_blksize = attrs["st_blksize"]
+    st.st_uid = attrs["st_uid"]
+    st.st_gid = attrs["st_gid"]
+    for field in ("st_atimespec", "st_mtimespec", "st_ctimespec"):
+        spec = getattr(st, field)
+        spec.tv_sec, spec.tv_nsec = divmod(attrs[field[:-4]], 1_000_000_000)
 
 
 def _view(buf: Any, size: int) -> memoryview:

@@ -44,6 +44,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -414,7 +415,7 @@ class MetadataCache:
         patience = impatient() if listing is not None else contextlib.nullcontext()
         try:
             with patience:
-                fetched = self._fetch([folder.id])[0]
+                fetched = self._fetch([folder.id], fresh_within=max_age)[0]
         except _OFFLINE_ERRORS as error:
             if listing is None:
                 raise
@@ -438,14 +439,21 @@ class MetadataCache:
             if subfolders:
                 self._background(lambda: self._prefetch(subfolders))
 
-    def _fetch(self, folder_ids: Sequence[str]) -> list[_Listing]:
-        """Fetch listings, sharing any fetch already in flight for the same folder."""
+    def _fetch(self, folder_ids: Sequence[str], *, fresh_within: float = 0.0) -> list[_Listing]:
+        """Fetch listings, sharing any fetch already in flight for the same folder.
+        ``fresh_within``: a listing stored that recently (by a fetch that ended since the
+        caller looked) is taken as it is."""
         mine: dict[str, Future[_Listing]] = {}
         waits: list[Future[_Listing]] = []
+        now = time.time()
         with self._lock:
             for folder_id in folder_ids:
                 future = self._inflight.get(folder_id)
-                if future is None:
+                stored = self._cached(folder_id) if future is None else None
+                if stored is not None and now - stored.fetched < fresh_within:
+                    future = Future()
+                    future.set_result(stored)
+                elif future is None:
                     future = mine[folder_id] = self._inflight[folder_id] = Future()
                     self._racing[folder_id] = []
                 waits.append(future)
@@ -624,7 +632,9 @@ def item_to_row(item: Item) -> list[Any]:
 
 
 def item_from_row(row: list[Any]) -> Item:
-    return Item(row[0], row[1], row[2], ItemKind(row[3]), *row[4:])
+    parent, zone = row[1], row[7]  # shared by many items: one string each
+    parent = None if parent is None else sys.intern(parent)
+    return Item(row[0], parent, row[2], ItemKind(row[3]), row[4], row[5], row[6], sys.intern(zone), row[8])
 
 
 def _listing_to(listing: _Listing) -> str:

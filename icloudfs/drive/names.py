@@ -25,8 +25,10 @@ _RESERVED = {"": NUL_LOOKALIKE, ".": DOT_LOOKALIKE, "..": DOT_LOOKALIKE * 2}
 
 
 def key(name: str) -> str:
-    """The comparison key of a name: NFC, then case-folded."""
-    return unicodedata.normalize("NFC", name).casefold()
+    """The comparison key of a name: NFC, then case-folded (the name itself when that changes
+    nothing, so a cached listing does not hold each lower-case name twice)."""
+    folded = unicodedata.normalize("NFC", name).casefold()
+    return name if folded == name else folded
 
 
 def to_local(remote_name: str) -> str:

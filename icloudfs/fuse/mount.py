@@ -37,6 +37,7 @@ from icloudfs import config
 from icloudfs.drive.protocol import Drive
 from icloudfs.errors import IcloudfsError
 from icloudfs.fs.core import Filesystem
+from icloudfs.fuse import memory
 from icloudfs.fuse.binding import Fuse
 from icloudfs.fuse.notify import Forgetter
 from icloudfs.fuse.operations import Operations
@@ -115,6 +116,7 @@ class Mount:
         """Mount and return once the mount answers; raises ``MountError`` otherwise."""
         mountpoint = self.options.mountpoint
         _clear_dead_mount(mountpoint)
+        memory.limit_arenas()
         self.filesystem.start()
         self._thread = threading.Thread(target=self._serve, name="icloudfs-fuse", daemon=True)
         self._thread.start()

@@ -8,6 +8,7 @@ a zip through ``package_token``, so they become read-only files here.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -57,14 +58,15 @@ def _to_item(node: dict[str, Any]) -> Item:
     if kind is None:
         is_package = node_type == "PACKAGE" or str(node.get("extension", "")).lower() in PACKAGE_EXTENSIONS
         kind = ItemKind.PACKAGE if is_package else ItemKind.FILE
+    parent = node.get("parentId")
     return Item(
         id=str(node["drivewsid"]),
-        parent_id=node.get("parentId"),
+        parent_id=None if parent is None else sys.intern(str(parent)),  # shared by its siblings
         name=display_name(node) if node["drivewsid"] != ROOT_ID else "",
         kind=kind,
         size=int(node.get("size") or 0),
         mtime=parse_date(node.get("dateModified") or node.get("dateChanged") or node.get("dateCreated")),
         etag=str(node.get("etag") or ""),
-        zone=str(node.get("zone") or "com.apple.CloudDocs"),
+        zone=sys.intern(str(node.get("zone") or "com.apple.CloudDocs")),
         docwsid=str(node.get("docwsid") or ""),
     )

@@ -24,41 +24,45 @@ undoes one. A folder made while iCloud was unreachable has a placeholder id
 (``NEW_FOLDER_PREFIX``): its listing is never fetched, and once iCloud has made it, the
 placeholder is an alias of the real folder (``folder_made``).
 
-Listings are kept in SQLite in the cache folder, with the wall-clock time they
-were fetched: after a restart a listing still within its TTL is used as is, and
-when the drive is unreachable any known listing is served, however old.
+Listings are kept in SQLite in the cache folder (``listing_db``), with the wall-clock time
+they were fetched: after a restart a listing still within its TTL is used as is, and when
+the drive is unreachable any known listing is served, however old.
 
 Whoever shows these listings (the kernel, through the filesystem) is told which names changed
 without being asked (``on_change``): a fetch that finds another device's change, and a change
 this mount's background work made (an upload stored, a change replayed).
 
-Locks: ``_lock`` guards the in-memory state and counters; ``_db_lock`` guards
-the SQLite connection. They are never held together, and no drive call is made
-while holding either.
+Locks: ``_lock`` guards the in-memory state and counters; ``ListingDb`` has a lock of its
+own for the SQLite connection. They are never held together, and no drive call is made while
+holding either.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
-import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cachetools import LRUCache
 
+from icloudfs.cache.listing import (
+    CachedListing,
+    Changed,
+    apply_change,
+    differ,
+    from_drive,
+    name_key,
+)
+from icloudfs.cache.listing_db import ListingDb
 from icloudfs.drive import names
 from icloudfs.drive.patience import impatient
 from icloudfs.drive.protocol import Drive
-from icloudfs.drive.types import Item, ItemKind, Listing
+from icloudfs.drive.types import Item
 from icloudfs.errors import AuthError, NotFound, Throttled, Unavailable
 
 log = logging.getLogger(__name__)
@@ -67,7 +71,6 @@ LOCAL_PREFIX = "LOCAL::"
 NEW_FOLDER_PREFIX = "NEWFOLDER::"  # a folder made here that iCloud has not made yet
 PREFETCH_DEPTH = 3  # levels of subfolders fetched ahead of a walk
 PREFETCH_MAX_FOLDERS = 512  # per level and walk step; several list requests of 64 in parallel
-_TRASH_SUFFIX = "::TRASH_ROOT"
 _OFFLINE_ERRORS = (Unavailable, Throttled, AuthError)
 
 
@@ -89,36 +92,8 @@ def _no_overlay(folder_id: str, children: dict[str, Item]) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class Changed:
-    """Names in a folder whose entry changed: added, removed, renamed or replaced."""
-
-    folder_id: str
-    names: tuple[str, ...]  # as shown locally (``names.to_local``)
-    # Found rather than made: a fetch found another device's change, or an upload found the
-    # name taken (a conflict). Whoever showed the old entry cannot know, and file bytes they
-    # hold are stale too. Else made by this mount (``put``/``remove``).
-    found: bool
-
-
 def _no_watcher(change: Changed) -> None:
     return None
-
-
-def name_key(item: Item) -> str:
-    return names.key(names.to_local(item.name))
-
-
-@dataclass
-class _Listing:
-    folder: Item
-    children: dict[str, Item]  # name key -> remote item
-    fetched: float  # time.time() of the fetch; 0 = must be fetched again
-    # Set on listings whose subfolders were not fetched ahead: the folder ids of a prefetch's
-    # last level (all of it, so the first one a walk reaches moves the prefetch on for them all),
-    # or of itself when fetched for a lookup. Ids, not listings: a replaced listing is not kept.
-    frontier: tuple[str, ...] | None = None
-    folders: int | None = None  # how many children are folders (counted on first need)
 
 
 class MetadataCache:
@@ -142,34 +117,28 @@ class MetadataCache:
         self.negative_ttl = negative_ttl
         self._background = background
         self._lock = threading.Lock()
-        self._cache: LRUCache[str, _Listing] = LRUCache(
+        self._cache: LRUCache[str, CachedListing] = LRUCache(
             maxsize=max_entries, getsizeof=lambda listing: len(listing.children) + 1
         )
-        self._dirty: dict[str, _Listing | None] = {}  # None = delete the persisted row
+        self._dirty: dict[str, CachedListing | None] = {}  # None = delete the persisted row
         # Changes made through this mount while a fetch of their folder is in flight, replayed
         # onto its answer, which may predate them: folder id -> (name key, item, put or remove).
         self._racing: dict[str, list[tuple[str, Item, bool]]] = {}
         self._used: dict[str, float] = {}  # folder id -> when a lookup or readdir last needed it
-        self._inflight: dict[str, Future[_Listing]] = {}
+        self._inflight: dict[str, Future[CachedListing]] = {}
         self.hits = 0
         self.misses = 0
         self.fetches = 0
-        self._db_lock = threading.Lock()
-        self._db = _open_db(db_path)
+        self._db = ListingDb(db_path)
 
     # -- reading ------------------------------------------------------------------------------
 
     def root(self) -> Item:
         """The drive's top folder (remembered across restarts, so a restart costs no request)."""
-        with self._db_lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
-        if row is not None:
-            return item_from_row(json.loads(row[0]))
-        item = self._drive.root()
-        with self._db_lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('root', ?)", (json.dumps(item_to_row(item)),)
-            )
+        item = self._db.root()
+        if item is None:
+            item = self._drive.root()
+            self._db.set_root(item)
         return item
 
     def children(self, folder: Item, *, max_age: float | None = None) -> dict[str, Item]:
@@ -264,7 +233,7 @@ class MetadataCache:
             if racing is not None:
                 racing.append((key, item, put))
             listing = self._cached(parent_id)
-            changed = listing is not None and _apply(listing.children, key, item, put=put)
+            changed = listing is not None and apply_change(listing.children, key, item, put=put)
             if listing is not None and changed:
                 listing.folders = None
                 self._dirty[parent_id] = listing
@@ -280,7 +249,7 @@ class MetadataCache:
     def created_folder(self, parent_id: str, folder: Item) -> None:
         """A folder made here: known to be empty, so looking inside needs no request."""
         self.put(parent_id, folder)
-        self._store(_Listing(folder, {}, time.time()))
+        self._store(CachedListing(folder, {}, time.time()))
 
     def folder_made(self, placeholder: Item, made: Item, *, merged: bool) -> None:
         """iCloud made a folder made here as ``placeholder``: the placeholder becomes an alias of
@@ -356,20 +325,12 @@ class MetadataCache:
         """Write changed listings to SQLite."""
         with self._lock:
             dirty, self._dirty = self._dirty, {}
-            rows = [(f, None if data is None else _listing_to(data)) for f, data in dirty.items()]
-        if not rows:
-            return
-        with self._db_lock, self._db:
-            for folder_id, data in rows:
-                if data is None:
-                    self._db.execute("DELETE FROM folders WHERE id = ?", (folder_id,))
-                else:
-                    self._db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder_id, data))
+        if dirty:
+            self._db.save(list(dirty.items()))
 
     def close(self) -> None:
         self.flush()
-        with self._db_lock:
-            self._db.close()
+        self._db.close()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -383,7 +344,7 @@ class MetadataCache:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _listing(self, folder: Item, max_age: float, *, walk: bool = False) -> _Listing:
+    def _listing(self, folder: Item, max_age: float, *, walk: bool = False) -> CachedListing:
         """The folder's listing, fetched when older than ``max_age``. ``walk``: its entries are
         being read (readdir), so a tree walk may follow; subfolders are then fetched ahead. A
         lookup does not: opening one file should not set off a crawl that competes with its read.
@@ -398,7 +359,7 @@ class MetadataCache:
         if listing is None:
             listing = self._load(folder.id)
         if listing is None and is_new_folder(folder.id):
-            listing = self._store(_Listing(folder, {}, now))
+            listing = self._store(CachedListing(folder, {}, now))
         if listing is not None and (now - listing.fetched < max_age or is_new_folder(folder.id)):
             with self._lock:
                 self.hits += 1
@@ -431,7 +392,7 @@ class MetadataCache:
                 fetched.frontier = fetched.frontier or (folder.id,)
         return fetched
 
-    def _walk_ahead(self, listings: list[_Listing]) -> None:
+    def _walk_ahead(self, listings: list[CachedListing]) -> None:
         """Fetch the subfolders of these listings (just read) in the background, before a walk
         (``ls -R``, ``find``, ``rsync``) asks for them one round trip at a time."""
         if self._background is not None:
@@ -439,12 +400,12 @@ class MetadataCache:
             if subfolders:
                 self._background(lambda: self._prefetch(subfolders))
 
-    def _fetch(self, folder_ids: Sequence[str], *, fresh_within: float = 0.0) -> list[_Listing]:
+    def _fetch(self, folder_ids: Sequence[str], *, fresh_within: float = 0.0) -> list[CachedListing]:
         """Fetch listings, sharing any fetch already in flight for the same folder.
         ``fresh_within``: a listing stored that recently (by a fetch that ended since the
         caller looked) is taken as it is."""
-        mine: dict[str, Future[_Listing]] = {}
-        waits: list[Future[_Listing]] = []
+        mine: dict[str, Future[CachedListing]] = {}
+        waits: list[Future[CachedListing]] = []
         now = time.time()
         with self._lock:
             for folder_id in folder_ids:
@@ -464,7 +425,7 @@ class MetadataCache:
                 with self._lock:
                     self.fetches += 1
                 for result in results:
-                    listing = self._store(_from_listing(result), fetched=True)
+                    listing = self._store(from_drive(result), fetched=True)
                     mine.pop(result.folder.id).set_result(listing)
                 for future in mine.values():  # the drive left one out
                     future.set_exception(NotFound("folder missing from the answer"))
@@ -507,7 +468,7 @@ class MetadataCache:
                 for listing in listings:
                     listing.frontier = edge
 
-    def _subfolders(self, listings: Iterable[_Listing]) -> list[Item]:
+    def _subfolders(self, listings: Iterable[CachedListing]) -> list[Item]:
         """The folders in these listings (which other threads may be changing: hold the lock)."""
         with self._lock:
             return [c for listing in listings for c in listing.children.values() if c.is_folder]
@@ -519,11 +480,11 @@ class MetadataCache:
         if not cached:
             self._load(folder_id)
 
-    def _cached(self, folder_id: str) -> _Listing | None:
+    def _cached(self, folder_id: str) -> CachedListing | None:
         """The listing in memory, including one evicted but not yet written (hold ``_lock``)."""
         return self._cache.get(folder_id) or self._dirty.get(folder_id)
 
-    def _store(self, listing: _Listing, *, fetched: bool = False) -> _Listing:
+    def _store(self, listing: CachedListing, *, fetched: bool = False) -> CachedListing:
         """Keep a listing; one ``fetched`` gets the changes made through this mount while it was
         in flight (an upload finished, a file was renamed), which its answer may predate.
         Without them our change would vanish for everyone waiting on this fetch: a file just
@@ -531,10 +492,10 @@ class MetadataCache:
         conflict copy. Keeping the older listing instead would lose what other devices changed
         and, while uploads go on finishing, make every lookup of a new name fetch again."""
         folder_id = listing.folder.id
-        before = self._load_row(folder_id) if fetched and not self._in_memory(folder_id) else None
+        before = self._db.load(folder_id) if fetched and not self._in_memory(folder_id) else None
         with self._lock:
             for key, item, put in self._racing.pop(folder_id, []) if fetched else []:
-                _apply(listing.children, key, item, put=put)
+                apply_change(listing.children, key, item, put=put)
             self.overlay(folder_id, listing.children)
             if fetched:
                 before = self._cached(folder_id) or before
@@ -542,22 +503,17 @@ class MetadataCache:
                 self._cache[folder_id] = listing
             self._dirty[folder_id] = listing
         if before is not None:
-            differ = _differ(before.children, listing.children)
-            if differ:
-                self.on_change(Changed(folder_id, differ, found=True))
+            changed = differ(before.children, listing.children)
+            if changed:
+                self.on_change(Changed(folder_id, changed, found=True))
         return listing
 
     def _in_memory(self, folder_id: str) -> bool:
         with self._lock:
             return self._cached(folder_id) is not None
 
-    def _load_row(self, folder_id: str) -> _Listing | None:
-        with self._db_lock:
-            row = self._db.execute("SELECT data FROM folders WHERE id = ?", (folder_id,)).fetchone()
-        return None if row is None else _listing_from(row[0])
-
-    def _load(self, folder_id: str) -> _Listing | None:
-        listing = self._load_row(folder_id)
+    def _load(self, folder_id: str) -> CachedListing | None:
+        listing = self._db.load(folder_id)
         if listing is None:
             return None
         with self._lock:
@@ -565,90 +521,3 @@ class MetadataCache:
             with contextlib.suppress(ValueError):
                 listing = self._cache.setdefault(folder_id, listing)
         return listing
-
-
-def _open_db(path: Path | None) -> sqlite3.Connection:
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE IF NOT EXISTS folders (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.commit()
-    return db
-
-
-def _apply(children: dict[str, Item], key: str, item: Item, *, put: bool) -> bool:
-    """Put ``item`` under ``key``, or remove it if it is still the one there; True if changed."""
-    if put:
-        children[key] = item
-        return True
-    current = children.get(key)
-    if current is None or current.id != item.id:
-        return False
-    del children[key]
-    return True
-
-
-def _differ(before: dict[str, Item], after: dict[str, Item]) -> tuple[str, ...]:
-    """The local names whose entry is not the same in both: a file with any attribute changed,
-    a folder that is another one or renamed (not one whose contents changed: that is its own
-    listing's news, and forgetting the folder would drop all the kernel knows below it)."""
-    found: set[str] = set()
-    for key in before.keys() | after.keys():
-        old, new = before.get(key), after.get(key)
-        if old != new and not _same_folder(old, new):
-            found.update(names.to_local(i.name) for i in (old, new) if i is not None)
-    return tuple(sorted(found))
-
-
-def _same_folder(old: Item | None, new: Item | None) -> bool:
-    return (
-        old is not None
-        and new is not None
-        and old.is_folder
-        and (old.id, old.name, old.kind) == (new.id, new.name, new.kind)
-    )
-
-
-def _from_listing(listing: Listing) -> _Listing:
-    children = {name_key(c): c for c in listing.children if not c.id.endswith(_TRASH_SUFFIX)}
-    return _Listing(listing.folder, children, time.time())
-
-
-def item_to_row(item: Item) -> list[Any]:
-    return [
-        item.id,
-        item.parent_id,
-        item.name,
-        item.kind.value,
-        item.size,
-        item.mtime,
-        item.etag,
-        item.zone,
-        item.docwsid,
-    ]
-
-
-def item_from_row(row: list[Any]) -> Item:
-    parent, zone = row[1], row[7]  # shared by many items: one string each
-    parent = None if parent is None else sys.intern(parent)
-    return Item(row[0], parent, row[2], ItemKind(row[3]), row[4], row[5], row[6], sys.intern(zone), row[8])
-
-
-def _listing_to(listing: _Listing) -> str:
-    return json.dumps(
-        {
-            "folder": item_to_row(listing.folder),
-            "fetched": listing.fetched,
-            "children": [item_to_row(c) for c in listing.children.values()],
-        },
-        separators=(",", ":"),
-    )
-
-
-def _listing_from(data: str) -> _Listing:
-    raw = json.loads(data)
-    children = (item_from_row(c) for c in raw["children"])
-    return _Listing(item_from_row(raw["folder"]), {name_key(c): c for c in children}, raw["fetched"])

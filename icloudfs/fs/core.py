@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from icloudfs.cache.content import ContentCache
+from icloudfs.cache.listing import Changed
 from icloudfs.cache.lock import CacheLock
-from icloudfs.cache.metadata import Changed, MetadataCache
-from icloudfs.cache.prefetch import Reader
+from icloudfs.cache.metadata import MetadataCache
+from icloudfs.cache.reader import Reader
 from icloudfs.cache.writeback import WriteBack
 from icloudfs.drive import names
 from icloudfs.drive.protocol import Drive
@@ -128,6 +129,10 @@ class Filesystem:
         )
         self._housekeeper.start()
 
+    def pending_uploads(self) -> int:
+        """Files whose latest bytes are not in iCloud yet (journaled, they resume on restart)."""
+        return self.writeback.pending()
+
     def drain(self, timeout: float, progress: Callable[[int], None] | None = None) -> bool:
         """Upload pending files now; True if none is left after ``timeout`` seconds."""
         return self.writeback.drain(timeout, progress)
@@ -152,6 +157,11 @@ class Filesystem:
     @property
     def top(self) -> Item:
         return self.tree.top
+
+    @property
+    def negative_ttl(self) -> float:
+        """How long a name found absent stays absent (the kernel may trust it as long)."""
+        return self.meta.negative_ttl
 
     def _changed(self, change: Changed) -> None:
         """A listing changed: tell the kernel, unless it made the change itself (see ``kernel``)."""

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from icloudfs.cache.metadata import MetadataCache
-from icloudfs.cache.prefetch import Reader
+from icloudfs.cache.reader import Reader
 from icloudfs.cache.writeback import FileNode, Found, WriteBack
 from icloudfs.drive import names
 from icloudfs.drive.protocol import Drive

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from icloudfs.cache.prefetch import ReadStream
+from icloudfs.cache.reader import ReadStream
 from icloudfs.cache.writeback import FileNode
 from icloudfs.drive.types import Item
 from icloudfs.fs.errors import BadHandle

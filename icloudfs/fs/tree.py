@@ -23,7 +23,8 @@ import re
 import threading
 import time
 
-from icloudfs.cache.metadata import MetadataCache, name_key
+from icloudfs.cache.listing import name_key
+from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.writeback import FileNode, Found, WriteBack
 from icloudfs.drive import names
 from icloudfs.drive.protocol import Drive

@@ -143,7 +143,7 @@ class Mount:
             self._thread.join(timeout=30.0)
         self.filesystem.close()
         if not drained:
-            self.left_pending = self.filesystem.writeback.pending()
+            self.left_pending = self.filesystem.pending_uploads()
             log.warning(
                 "%d upload(s) still pending; they stay journaled and resume on the next mount",
                 self.left_pending,

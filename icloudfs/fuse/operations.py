@@ -110,7 +110,7 @@ class Operations(mfusepy.Operations):  # type: ignore[misc]
         config.kernel_cache = 0
         config.auto_cache = 1
         config.attr_timeout = config.entry_timeout = self._kernel_ttl
-        config.negative_timeout = min(self._kernel_ttl, self._fs.meta.negative_ttl)
+        config.negative_timeout = min(self._kernel_ttl, self._fs.negative_ttl)
         if self._writeback_cache and conn.capable & FUSE_CAP_WRITEBACK_CACHE:
             conn.want |= FUSE_CAP_WRITEBACK_CACHE
         conn.max_readahead = 1 << 20

@@ -18,7 +18,7 @@ import pytest
 
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import MetadataCache
-from icloudfs.cache.prefetch import Reader
+from icloudfs.cache.reader import Reader
 from icloudfs.cache.writeback import DIGEST_AT_CLOSE, IN_ROW, FileNode, NodeState, WriteBack, conflicts
 from icloudfs.cache.writeback.conflicts import conflict_name
 from icloudfs.cache.writeback.journal import Journal

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from icloudfs.cache.metadata import item_from_row, item_to_row, name_key
+from icloudfs.cache.listing import item_from_row, item_to_row, name_key
 from icloudfs.cache.writeback.journal import Journal
 from icloudfs.drive.types import Item
 

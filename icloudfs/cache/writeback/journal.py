@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from icloudfs.cache.metadata import item_from_row, item_to_row
+from icloudfs.cache.listing import item_from_row, item_to_row
 from icloudfs.drive.types import Item
 
 

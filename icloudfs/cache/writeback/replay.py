@@ -34,7 +34,8 @@ import time
 from datetime import datetime
 from typing import Protocol
 
-from icloudfs.cache.metadata import MetadataCache, name_key
+from icloudfs.cache.listing import name_key
+from icloudfs.cache.metadata import MetadataCache
 from icloudfs.cache.writeback.changelog import Change, ChangeKind, ChangeLog
 from icloudfs.cache.writeback.changes import LATER, Changes
 from icloudfs.cache.writeback.conflicts import conflict_name

@@ -32,7 +32,7 @@ from typing import Any
 
 from icloudfs.cache.content import ContentCache
 from icloudfs.cache.metadata import MetadataCache
-from icloudfs.cache.prefetch import Reader
+from icloudfs.cache.reader import Reader
 from icloudfs.cache.writeback import recovery, staged
 from icloudfs.cache.writeback.changelog import ChangeLog
 from icloudfs.cache.writeback.changes import LATER, Changes

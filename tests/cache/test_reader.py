@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from icloudfs.cache.content import ContentCache
-from icloudfs.cache.prefetch import Reader, ReadStream
+from icloudfs.cache.reader import Reader, ReadStream
 from icloudfs.drive.memory import MemoryDrive
 from icloudfs.drive.protocol import Arrived
 from icloudfs.drive.types import Item

@@ -15,6 +15,19 @@ from icloudfs.control.server import ControlServer
 from icloudfs.control.service import ControlService
 from tests.support.emulator import share_ca
 
+SLOW_FOLDERS = {"cli", "emulator", "fuse", "icloud", "ops", "reliability", "web"}  # processes, mounts
+SLOW_FIXTURES = {"emulator", "shared_emulator", "fuse_emulator", "icloud_view", "mount_factory", "mounted"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark as ``slow`` what starts processes or mounts: by folder, or by the fixtures it uses."""
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if folder in SLOW_FOLDERS or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_ca_only() -> Iterator[None]:

@@ -34,7 +34,9 @@ this mount's background work made (an upload stored, a change replayed).
 
 Locks: ``_lock`` guards the in-memory state and counters; ``ListingDb`` has a lock of its
 own for the SQLite connection. They are never held together, and no drive call is made while
-holding either.
+holding either. The module is longer than its siblings because that one lock covers the
+listings, the fetches in flight and the changes racing them, and each method here keeps that
+invariant; the listing type and its diff (``listing``) and its table (``listing_db``) live apart.
 """
 
 from __future__ import annotations

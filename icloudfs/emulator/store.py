@@ -6,7 +6,8 @@ content is an immutable blob named by a random id, so a new version never
 disturbs a download that is streaming the old one, and a signed content URL can
 pin a version simply by naming its blob. Etags come from one store-wide
 revision counter: folders show ``rev``, files ``crev::rev`` (content::metadata),
-as iCloud does; every write takes a new revision.
+as iCloud does; every write takes a new revision. One class, longer than most, because every
+write is one transaction on that one connection.
 """
 
 from __future__ import annotations

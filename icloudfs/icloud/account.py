@@ -25,6 +25,11 @@ long-running mount needs around it:
 
 Lock order: ``_lock`` only; it serialises every sign-in step, and ``renew`` uses a
 generation counter so that 64 threads seeing the same 421 renew once.
+
+It is longer than most modules here because one lock and one state machine cover sign-in,
+codes, renewal and Advanced Data Protection consent, and splitting them would split the
+invariant; what needs no lock lives apart (``session_files``, ``reachability``, ``backoff``,
+``web_access``).
 """
 
 from __future__ import annotations

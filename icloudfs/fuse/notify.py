@@ -60,7 +60,6 @@ class Forgetter:
         self._session: int | None = None
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self.sent = 0  # names and folders the kernel was told to forget
 
     def attach(self) -> None:
         """Called in libfuse's ``init``, where its context names the mount."""
@@ -98,7 +97,6 @@ class Forgetter:
                 _lib.fuse_invalidate_path(self._fuse, join(folder, name).encode())
             encoded = name.encode()
             _lib.fuse_lowlevel_notify_inval_entry(self._session, parent, encoded, len(encoded))
-        self.sent += len(names) + 1
 
     def _node_id(self, folder: str) -> int | None:
         """libfuse's node id of a folder the kernel holds; None if it holds none."""

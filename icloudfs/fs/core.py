@@ -168,10 +168,9 @@ class Filesystem:
         if answering.get() and not change.found:
             return
         try:
-            top = self.top
+            path = self.tree.path_of(change.folder_id)
         except RuntimeError:  # not started: the kernel holds nothing yet
             return
-        path = self.meta.path_of(change.folder_id, top.id)
         if path is not None:  # else outside the mounted folder, or never shown
             self.kernel.forget(path, change.names, contents=change.found)
 

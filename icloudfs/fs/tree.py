@@ -150,6 +150,18 @@ class Tree:
                 shown.setdefault(name_key(library), library)
         return list(shown.values())
 
+    def path_of(self, folder_id: str) -> str | None:
+        """The mount path of a folder the caches know (None: outside the mount, or unknown).
+        An app library hangs under the top of a whole-drive mount by name, not by parent id."""
+        path = self._meta.path_of(folder_id, self.top.id)
+        if path is not None or not self._whole_drive:
+            return path
+        for library in self._libraries[1]:
+            inner = self._meta.path_of(folder_id, library.id)
+            if inner is not None:
+                return "/" + names.to_local(library.name) + ("" if inner == "/" else inner)
+        return None
+
     def app_libraries(self) -> list[Item]:
         fetched, libraries = self._libraries
         if time.monotonic() - fetched > self._meta.ttl:

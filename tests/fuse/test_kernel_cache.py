@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,21 @@ def test_a_conflict_copy_shows_both_versions_at_once(drive: MemoryDrive, mount_f
     assert (live.path / "brief.txt").read_bytes() == b"edited on a Mac"
     copy = next(n for n in os.listdir(live.path) if n.startswith("brief (conflict "))
     assert (live.path / copy).read_bytes() == b"local edit, longer"
+
+
+def test_a_remote_change_in_an_app_library_shows_too(
+    drive: MemoryDrive, mount_factory: MountFactory, tmp_path: Path
+) -> None:
+    """App libraries (Pages, Numbers) hang under the mount's top by name, not by parent id."""
+    library = drive.add_app_library("Numbers", "com.apple.Numbers")
+    source = tmp_path / "sheet.csv"
+    source.write_bytes(b"1,2")
+    sheet = drive.upload(library, "sheet.csv", source, 1_700_000_000.0)
+    live = mount_factory(drive, metadata_ttl=3600.0, poll_interval=POLL_S)
+    shown = live.path / "Numbers" / "sheet.csv"
+    assert shown.read_bytes() == b"1,2"
+    source.write_bytes(b"1,2\n3,4 from the Mac")
+    drive.replace(sheet, source, 1_700_000_100.0)
+    new_size = len(b"1,2\n3,4 from the Mac")
+    _eventually(lambda: shown.stat().st_size == new_size, "the kernel kept the old sheet")
+    assert shown.read_bytes() == b"1,2\n3,4 from the Mac"

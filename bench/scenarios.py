@@ -134,29 +134,39 @@ def _count_files(root: Path) -> int:
     return len(out.splitlines())
 
 
+def _cold_then_warm(command: str) -> tuple[float, float]:
+    """Seconds of ``command`` run twice on a just-started mount: page cache dropped, then warm."""
+    drop_caches()
+    return timed(command, shell=True), timed(command, shell=True)
+
+
+def _find(tree: Path) -> str:
+    return f"find '{tree}' -type f | wc -l > /dev/null"
+
+
+def _daemon_rss(c: Contender, figures: Figures, metric: str) -> None:
+    pid = c.pid()
+    if pid is not None:
+        figures[metric] = rss_mb(pid)
+
+
 def tree_walk(c: Contender, ctx: Context) -> Figures:
     tree = c.root / ctx.sizes.tree
     figures: Figures = {}
     c.start(fresh=True)
     try:
-        drop_caches()
-        figures["lsR_cold_s"] = timed(f"ls -lR '{tree}' > /dev/null", shell=True)
-        figures["lsR_warm_s"] = timed(f"ls -lR '{tree}' > /dev/null", shell=True)
+        figures["lsR_cold_s"], figures["lsR_warm_s"] = _cold_then_warm(f"ls -lR '{tree}' > /dev/null")
     finally:
         c.stop()
     c.start(fresh=True)
     try:
-        drop_caches()
-        figures["find_cold_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
-        figures["find_warm_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
+        figures["find_cold_s"], figures["find_warm_s"] = _cold_then_warm(_find(tree))
         figures["du_warm_s"] = timed(["du", "-s", str(tree)])
         found = _count_files(tree)
         if found != ctx.sizes.tree_files:
             raise RuntimeError(f"{c.name}: find saw {found} files, expected {ctx.sizes.tree_files}")
         timed(f"ls -lR '{tree}' > /dev/null", shell=True)
-        pid = c.pid()
-        if pid is not None:
-            figures["rss_after_walk_MB"] = rss_mb(pid)
+        _daemon_rss(c, figures, "rss_after_walk_MB")
     finally:
         c.stop()
     return figures
@@ -168,12 +178,8 @@ def big_tree_walk(c: Contender, ctx: Context) -> Figures:
     figures: Figures = {}
     c.start(fresh=True)
     try:
-        drop_caches()
-        figures["big_find_cold_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
-        figures["big_find_warm_s"] = timed(f"find '{tree}' -type f | wc -l > /dev/null", shell=True)
-        pid = c.pid()
-        if pid is not None:
-            figures["rss_after_big_walk_MB"] = rss_mb(pid)
+        figures["big_find_cold_s"], figures["big_find_warm_s"] = _cold_then_warm(_find(tree))
+        _daemon_rss(c, figures, "rss_after_big_walk_MB")
     finally:
         c.stop()
     return figures

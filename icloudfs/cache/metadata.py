@@ -494,13 +494,14 @@ class MetadataCache:
         conflict copy. Keeping the older listing instead would lose what other devices changed
         and, while uploads go on finishing, make every lookup of a new name fetch again."""
         folder_id = listing.folder.id
-        before = self._db.load(folder_id) if fetched and not self._in_memory(folder_id) else None
         with self._lock:
             for key, item, put in self._racing.pop(folder_id, []) if fetched else []:
                 apply_change(listing.children, key, item, put=put)
             self.overlay(folder_id, listing.children)
-            if fetched:
-                before = self._cached(folder_id) or before
+            # compared with the listing in memory only: one evicted from it (a tree larger than
+            # the cache) is not read back from disk on every fetch; what the kernel holds of it
+            # lasts until its own timeout, as before
+            before = self._cached(folder_id) if fetched else None
             with contextlib.suppress(ValueError):  # larger than the cache: serve, don't keep
                 self._cache[folder_id] = listing
             self._dirty[folder_id] = listing
@@ -509,10 +510,6 @@ class MetadataCache:
             if changed:
                 self.on_change(Changed(folder_id, changed, found=True))
         return listing
-
-    def _in_memory(self, folder_id: str) -> bool:
-        with self._lock:
-            return self._cached(folder_id) is not None
 
     def _load(self, folder_id: str) -> CachedListing | None:
         listing = self._db.load(folder_id)

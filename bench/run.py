@@ -73,11 +73,8 @@ def write_tree(top: Path, files: int, folders: int, size: int) -> None:
 
 def prepare_repo(repo: Path, files: int) -> None:
     """A git checkout of ``files`` source files in ``files // 20`` folders, committed."""
-    folders, paths = tree_layout(files, max(1, files // 20))
-    for folder in folders:
-        (repo / "src" / folder).mkdir(parents=True)
-    for path, label in paths:
-        (repo / "src" / path).write_bytes(_pattern(label, 2048))
+    repo.mkdir()
+    write_tree(repo / "src", files, max(1, files // 20), 2048)
     run(["git", "init", "-q"], cwd=repo)
     run(["git", "add", "."], cwd=repo)
     run(
